@@ -1,0 +1,14 @@
+// The extension module deepscope._core: one bind_* function per area.
+// SPDX-License-Identifier: MIT
+#include <pybind11/pybind11.h>
+
+namespace py = pybind11;
+
+namespace deepscope {
+void bind_info(py::module_& m);
+}  // namespace deepscope
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "deepscope native kernels (CPU and optional CUDA)";
+  deepscope::bind_info(m);
+}
