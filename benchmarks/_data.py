@@ -25,9 +25,17 @@ def _require(path: Path) -> Path:
     return path
 
 
+def _cached(name: str) -> np.ndarray | None:
+    """A NumPy copy written by fetch_data.sh (used where trimesh/laspy are absent)."""
+    path = DATA / f"{name}.npy"
+    return np.load(path) if path.exists() else None
+
+
 @cache
 def stanford_bunny() -> np.ndarray:
     """The raw Stanford bunny scan: (50000, 3) float64 vertices."""
+    if (cached := _cached("stanford_bunny")) is not None:
+        return cached
     import trimesh
 
     mesh = trimesh.load(_require(DATA / "pymeshfix" / "StanfordBunny.ply"))
@@ -37,6 +45,8 @@ def stanford_bunny() -> np.ndarray:
 @cache
 def autzen() -> np.ndarray:
     """Autzen Stadium aerial LiDAR: (110000, 3) float64, centred, metres."""
+    if (cached := _cached("autzen")) is not None:
+        return cached
     import laspy
 
     las = laspy.read(_require(DATA / "laspy" / "autzen_trim.laz"))

@@ -29,4 +29,20 @@ if [ ! -f cgal/meshes/armadillo.off ] && command -v apt-get >/dev/null; then
   fi
 fi
 rm -rf dl
+# NumPy copies for machines without trimesh / laspy (e.g. a lent GPU machine).
+python - "$dest" <<'PY' || echo "trimesh/laspy missing: no .npy copies written"
+import sys
+from pathlib import Path
+
+import laspy
+import numpy as np
+import trimesh
+
+dest = Path(sys.argv[1])
+bunny = np.asarray(trimesh.load(dest / "pymeshfix" / "StanfordBunny.ply").vertices)
+np.save(dest / "stanford_bunny.npy", bunny.astype(np.float64))
+las = laspy.read(dest / "laspy" / "autzen_trim.laz")
+xyz = np.column_stack([las.x, las.y, las.z]).astype(np.float64)
+np.save(dest / "autzen.npy", xyz - xyz.mean(axis=0))
+PY
 echo "real scans in $dest"
