@@ -36,8 +36,10 @@ def read_arrays(source: str) -> tuple[np.ndarray, np.ndarray]:
 
 def main() -> None:
     positions, cells = read_arrays(Path(sys.argv[1]).read_text())
-    assert positions.shape == (1839, 3) and cells.shape == (3674, 3)
-    assert cells.min() == 0 and cells.max() == len(positions) - 1
+    if positions.shape != (1839, 3) or cells.shape != (3674, 3):
+        raise ValueError(f"unexpected shapes {positions.shape} {cells.shape}")
+    if cells.min() != 0 or cells.max() != len(positions) - 1:
+        raise ValueError("triangle indices do not cover the vertices")
     mesh = trimesh.Trimesh(positions, cells, process=False)
     OUT.write_bytes(mesh.export(file_type="ply", encoding="binary"))
     print(f"wrote {OUT} ({OUT.stat().st_size} bytes, watertight={mesh.is_watertight})")
