@@ -108,8 +108,7 @@ def _device_of(x: Any, framework: str, name: str) -> int:
     if kind == "cuda":
         return int(x.device.index if x.device.index is not None else 0)
     raise ValueError(
-        f"{name}: expected a CPU or CUDA tensor, got a tensor on device "
-        f"'{x.device}'"
+        f"{name}: expected a CPU or CUDA tensor, got a tensor on device '{x.device}'"
     )
 
 
