@@ -16,7 +16,8 @@ def test_prepare_numpy_keeps_float32_without_copy(rng):
     view = _arrays.prepare(x, "points", ndim=(2,))
     assert view.framework == "numpy"
     assert view.dtype == "float32"
-    assert view.device == -1 and view.stream == 0
+    assert view.device == -1
+    assert view.stream == 0
     assert view.array is x
     assert view.ptr == x.ctypes.data
 
@@ -44,7 +45,8 @@ def test_prepare_numpy_float_dtypes(dtype):
 
 def test_prepare_lists_become_numpy():
     view = _arrays.prepare([[0.0, 1.0, 2.0]], "points")
-    assert view.framework == "numpy" and view.dtype == "float64"
+    assert view.framework == "numpy"
+    assert view.dtype == "float64"
 
 
 @pytest.mark.parametrize(
@@ -69,7 +71,8 @@ def test_prepare_type_errors_are_also_typeerrors():
 
 def test_prepare_int64_kind_casts_integers():
     view = _arrays.prepare(np.array([1, 2], dtype=np.int32), "lengths", kind="int64")
-    assert view.dtype == "int64" and view.array.dtype == np.int64
+    assert view.dtype == "int64"
+    assert view.array.dtype == np.int64
     with pytest.raises(ValueError, match="lengths: expected an integer dtype"):
         _arrays.prepare(np.array([1.0]), "lengths", kind="int64")
 
@@ -86,7 +89,8 @@ def test_check_finite_names_argument():
 def test_empty_full_as_array_follow_framework():
     view = _arrays.prepare(np.zeros((2, 3)), "points")
     out = _arrays.full(view, (2, 2), -1, "int64")
-    assert isinstance(out, np.ndarray) and out.dtype == np.int64
+    assert isinstance(out, np.ndarray)
+    assert out.dtype == np.int64
     assert (out == -1).all()
     moved = _arrays.as_array(view, [1, 2], "int64")
     np.testing.assert_array_equal(moved, [1, 2])
@@ -108,13 +112,15 @@ class TestTorch:
     def test_half_precision_upcasts_to_float32(self, dtype):
         x = torch.randn(4, 3).to(getattr(torch, dtype))
         view = _arrays.prepare(x, "points")
-        assert view.dtype == "float32" and view.array.dtype == torch.float32
+        assert view.dtype == "float32"
+        assert view.array.dtype == torch.float32
         np.testing.assert_array_equal(to_numpy(view.array), to_numpy(x.float()))
 
     def test_outputs_are_torch_on_cpu(self):
         view = _arrays.prepare(torch.zeros(2, 3), "points")
         out = _arrays.full(view, (3,), -1, "int64")
-        assert isinstance(out, torch.Tensor) and out.dtype == torch.int64
+        assert isinstance(out, torch.Tensor)
+        assert out.dtype == torch.int64
         assert out.device.type == "cpu"
         assert _arrays.data_ptr(view.array) == view.array.data_ptr()
 
