@@ -622,6 +622,36 @@ def test_partial_clouds_small_clouds_and_given_anchors(rng):
     assert (rand.anchors == -1).all()
 
 
+def test_tiny_clouds_patches_and_curves():
+    one = np.zeros((1, 3))
+    result = knn_patches(one, [0, 0], 5)
+    assert result.indices.tolist() == [[0], [0]]
+    assert result.counts.tolist() == [1, 1]
+    two = np.array([[0.0, 0, 0], [1, 0, 0]])
+    assert knn_patches(two, [1], 8).indices.tolist() == [[1, 0]]
+    walk_back = random_walk_curves(two, [0], 6, k=1, allow_revisits=True)
+    assert walk_back.indices.tolist() == [[0, 1]]  # min(length, N) points
+    distinct = random_walk_curves(two, [1], 6, k=1, allow_revisits=False)
+    assert distinct.indices.tolist() == [[1, 0]]
+    # Identical points: ties go to the lowest index, anchor still first.
+    same = np.ones((6, 3))
+    assert knn_patches(same, [3], 4).indices.tolist() == [[3, 0, 1, 2]]
+
+
+def test_composed_api_input_unchanged_and_deterministic(rng):
+    points = random_cloud(rng, 2, 80).astype(np.float32)
+    keep = points.copy()
+    anchors = np.array([[0, 5], [7, 79]])
+    points.setflags(write=False)
+    a = random_walk_curves(points, anchors, 30, k=5, seed=4)
+    b = random_walk_curves(points, anchors, 30, k=5, seed=4)
+    c = random_walk_curves(points, anchors, 30, k=5, seed=5)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    assert not np.array_equal(a.indices, c.indices)
+    knn_patches(points, anchors, 10)
+    np.testing.assert_array_equal(points, keep)
+
+
 # ---------------------------------------------------------------------------
 # CUDA: identical to the CPU kernels
 
