@@ -18,8 +18,8 @@ void random_walk_cpu(const std::int64_t* neighbors,
 #pragma omp parallel
   {
     // Per-thread scratch: visited bitmap and backtracking stack.
-    std::vector<std::uint64_t> visited(
-        allow_revisits ? 0 : static_cast<std::size_t>(partial::bitmap_words(N)));
+    const std::int64_t words = allow_revisits ? 0 : partial::bitmap_words(N);
+    std::vector<std::uint64_t> visited(static_cast<std::size_t>(words));
     std::vector<std::int64_t> stack(
         allow_revisits ? 0 : static_cast<std::size_t>(L));
 #pragma omp for schedule(dynamic, 4)
