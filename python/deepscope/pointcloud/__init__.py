@@ -8,4 +8,22 @@ or single clouds ``(N, D)``; indices are int64 and missing results are -1.
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from deepscope.pointcloud._samplers import (
+    PAPER_DEFAULTS,
+    PartialResult,
+    gather_points,
+    knn_patches,
+    partial_clouds,
+    random_subsets,
+    random_walk_curves,
+)
+
+__all__ = [
+    "PAPER_DEFAULTS",
+    "PartialResult",
+    "gather_points",
+    "knn_patches",
+    "partial_clouds",
+    "random_subsets",
+    "random_walk_curves",
+]

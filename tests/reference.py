@@ -1,0 +1,148 @@
+# Float64 / pure-Python brute-force references for the kernel tests.
+# SPDX-License-Identifier: MIT
+"""Slow, obviously correct references that the kernels are checked against."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# ---------------------------------------------------------------------------
+# Partial-cloud samplers (csrc/pointcloud/partial*): counter-based RNG,
+# random walks, random subsets, kNN tables and patches.
+
+MASK64 = (1 << 64) - 1
+
+
+def mix64(x: int) -> int:
+    """SplitMix64 finaliser on Python ints, as in csrc/common/rng.h."""
+    x = (x + 0x9E3779B97F4A7C15) & MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK64
+    return x ^ (x >> 31)
+
+
+def random_u64(seed: int, stream: int, counter: int) -> int:
+    return mix64((mix64((seed ^ mix64(stream & MASK64)) & MASK64) + counter) & MASK64)
+
+
+def random_below(seed: int, stream: int, counter: int, n: int) -> int:
+    """Uniform in [0, n): the high 64 bits of a 64 x 64-bit product."""
+    return (random_u64(seed, stream, counter) * n) >> 64
+
+
+def _walk_one(rows, n, start, target, allow_revisits, seed, stream):
+    """One curve: rows[p] is the neighbour list of point p."""
+    curve = [start]
+    on_curve = {start}
+    stack = [start]
+    current = start
+    while len(curve) < target:
+        if allow_revisits:
+            row = [int(j) for j in rows[current] if 0 <= j < n]
+            if not row:
+                break
+            current = row[random_below(seed, stream, len(curve), len(row))]
+            curve.append(current)
+            continue
+        if not stack:
+            break
+        row = [int(j) for j in rows[stack[-1]] if 0 <= j < n and j not in on_curve]
+        if not row:
+            stack.pop()  # backtrack; nothing is emitted
+            continue
+        nxt = row[random_below(seed, stream, len(curve), len(row))]
+        curve.append(nxt)
+        on_curve.add(nxt)
+        stack.append(nxt)
+    return curve
+
+
+def random_walk(table, lengths, starts, length, allow_revisits, seed):
+    """The walk of partial.h, step by step; returns (out, counts)."""
+    table = np.asarray(table)
+    starts = np.asarray(starts)
+    B, A = starts.shape
+    out = np.full((B, A, length), -1, dtype=np.int64)
+    counts = np.zeros((B, A), dtype=np.int64)
+    for b in range(B):
+        n = int(lengths[b])
+        target = min(length, n)
+        for a in range(A):
+            start = int(starts[b, a])
+            if not 0 <= start < n or target == 0:
+                continue
+            curve = _walk_one(
+                table[b], n, start, target, allow_revisits, seed, b * A + a
+            )
+            out[b, a, : len(curve)] = curve
+            counts[b, a] = len(curve)
+    return out, counts
+
+
+def random_subset(lengths, n_subsets, size, seed):
+    """Rejection sampling without replacement, in draw order."""
+    B = len(lengths)
+    out = np.full((B, n_subsets, size), -1, dtype=np.int64)
+    counts = np.zeros((B, n_subsets), dtype=np.int64)
+    for b in range(B):
+        n = int(lengths[b])
+        for s in range(n_subsets):
+            drawn: list[int] = []
+            counter = 0
+            while len(drawn) < min(size, n):
+                j = random_below(seed, b * n_subsets + s, counter, n)
+                counter += 1
+                if j not in drawn:
+                    drawn.append(j)
+            out[b, s, : len(drawn)] = drawn
+            counts[b, s] = len(drawn)
+    return out, counts
+
+
+def knn_table(points, k, lengths=None, queries=None, exclude_self=False):
+    """Brute-force float64 kNN by (squared distance, index), -1 padded.
+
+    points (B, N, D); queries (B, M, D) or None for the points themselves
+    (then ``exclude_self`` drops j == i).
+    """
+    points = np.asarray(points, dtype=np.float64)
+    B, N, _ = points.shape
+    lengths = np.full(B, N) if lengths is None else np.asarray(lengths)
+    self_query = queries is None
+    queries = points if self_query else np.asarray(queries, dtype=np.float64)
+    M = queries.shape[1]
+    out = np.full((B, M, k), -1, dtype=np.int64)
+    for b in range(B):
+        n = int(lengths[b])
+        for i in range(M if not self_query else n):
+            d = ((points[b, :n] - queries[b, i]) ** 2).sum(-1)
+            order = [
+                j
+                for j in np.lexsort((np.arange(n), d))
+                if not (exclude_self and self_query and j == i)
+            ]
+            out[b, i, : min(k, len(order))] = order[:k]
+    return out
+
+
+def patches(points, anchors, size, lengths=None):
+    """Anchor, then its size - 1 nearest other points; -1 padded."""
+    points = np.asarray(points, dtype=np.float64)
+    B, N, _ = points.shape
+    lengths = np.full(B, N) if lengths is None else np.asarray(lengths)
+    anchors = np.asarray(anchors)
+    A = anchors.shape[1]
+    out = np.full((B, A, size), -1, dtype=np.int64)
+    counts = np.zeros((B, A), dtype=np.int64)
+    for b in range(B):
+        n = int(lengths[b])
+        for a in range(A):
+            c = int(anchors[b, a])
+            if not 0 <= c < n:
+                continue
+            d = ((points[b, :n] - points[b, c]) ** 2).sum(-1)
+            order = [c] + [j for j in np.lexsort((np.arange(n), d)) if j != c]
+            row = order[:size]
+            out[b, a, : len(row)] = row
+            counts[b, a] = len(row)
+    return out, counts
