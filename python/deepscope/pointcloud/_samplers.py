@@ -55,7 +55,9 @@ PAPER_DEFAULTS: dict[str, int] = {
     "curve": 512,
     "random": 128,
     "n_anchors": 4,
-    "k": 20,
+    # EPiC's curve graph has m = 20 neighbours counting the point itself,
+    # i.e. 19 other points to step to; ``k`` here never counts the point.
+    "k": 19,
 }
 
 METHODS = ("patch", "curve", "random")
@@ -509,11 +511,11 @@ def partial_clouds(
     2303.11419). With the defaults it reproduces the paper's test-time
     setting: ``n_anchors=4`` anchors by farthest point sampling starting at
     index 0, and per anchor a patch of 512 points, a random-walk curve of
-    512 points on a 20-neighbour graph (revisits allowed), or a random
-    subset of 128 points (:data:`PAPER_DEFAULTS`). Differences from the
-    reference code: randomness is drawn per sample instead of one
-    permutation per batch, and ``k`` excludes the point itself (EPiC's m = 20
-    includes it).
+    512 points on EPiC's 20-NN graph (the point itself and ``k=19``
+    others; revisits allowed), or a random subset of 128 points
+    (:data:`PAPER_DEFAULTS`). Difference from the reference code:
+    randomness is drawn per sample instead of one permutation shared by the
+    batch.
 
     Args:
         points: (B, N, D) or (N, D) float16, bfloat16, float32 or float64.
