@@ -10,6 +10,25 @@
 #include "common/parallel.h"
 #include "importance/importance.h"
 
+// The per-block loops, compiled for the baseline ISA here.
+#define DS_ISA isa_base
+#include "importance/importance_cpu_impl.h"
+#undef DS_ISA
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define DS_IMPORTANCE_AVX2 1
+// The same loops compiled for AVX2 (importance_cpu_avx2.cpp).
+namespace deepscope {
+namespace isa_avx2 {
+template <typename T>
+bool importance_block(const T* base, bool channels_last_layout,
+                      std::int64_t C, std::int64_t N, std::int64_t len,
+                      std::int64_t n0, int p, bool need_max, double* acc,
+                      T* pv, std::int64_t* pi, void* scratch);
+}  // namespace isa_avx2
+}  // namespace deepscope
+#endif
+
 namespace deepscope {
 namespace {
 
@@ -30,143 +49,20 @@ int64_t valid_points(const int64_t* lengths, int64_t b, int64_t N) {
   return lengths == nullptr ? N : std::min(std::max<int64_t>(lengths[b], 0), N);
 }
 
-// Index of the first element equal to m in row[0, len) (m is present).
+// Runs one block with the best loops this CPU supports.
 template <typename T>
-int64_t find_first(const T* row, int64_t len, T m) {
-  int64_t i = 0;
-  for (; i + 16 <= len; i += 16) {
-    int hit = 0;
-#pragma omp simd reduction(| : hit)
-    for (int64_t j = 0; j < 16; ++j) hit |= (row[i + j] == m);
-    if (hit) break;
+bool run_block(const T* base, bool channels_last_layout, int64_t C, int64_t N,
+               int64_t len, int64_t n0, int p, bool need_max, double* acc,
+               T* pv, int64_t* pi, void* scratch) {
+#ifdef DS_IMPORTANCE_AVX2
+  static const bool has_avx2 = __builtin_cpu_supports("avx2");
+  if (has_avx2) {
+    return isa_avx2::importance_block<T>(base, channels_last_layout, C, N, len,
+                                         n0, p, need_max, acc, pv, pi, scratch);
   }
-  for (; i < len; ++i) {
-    if (row[i] == m) return i;
-  }
-  return len - 1;  // not reached for finite rows
-}
-
-// Channels first (B, C, N): stream the C rows of one point block; norms
-// accumulate per point, each row chunk gives the block's per-channel max.
-template <typename T>
-bool block_channels_first(const ImportanceProblem<T>& P, int64_t b,
-                          int64_t n0, int64_t len, double* acc, T* part_val,
-                          int64_t* part_idx) {
-  const bool need_norms = P.norms != nullptr;
-  const bool need_max = P.counts != nullptr;
-  const int p = P.p;
-  T check = 0;
-  std::fill(acc, acc + len, 0.0);
-  for (int64_t c = 0; c < P.C; ++c) {
-    const T* row = P.features + (b * P.C + c) * P.N + n0;
-    T m = row[0];
-    // One contiguous sweep: norm terms, running max, finiteness probe.
-    if (need_norms && p == 2) {
-#pragma omp simd reduction(max : m) reduction(+ : check)
-      for (int64_t i = 0; i < len; ++i) {
-        const T v = row[i];
-        const double d = static_cast<double>(v);
-        acc[i] += d * d;
-        m = v > m ? v : m;
-        check += v * T(0);
-      }
-    } else if (need_norms && p == 1) {
-#pragma omp simd reduction(max : m) reduction(+ : check)
-      for (int64_t i = 0; i < len; ++i) {
-        const T v = row[i];
-        acc[i] += std::fabs(static_cast<double>(v));
-        m = v > m ? v : m;
-        check += v * T(0);
-      }
-    } else if (need_norms) {
-#pragma omp simd reduction(max : m) reduction(+ : check)
-      for (int64_t i = 0; i < len; ++i) {
-        const T v = row[i];
-        const double a = std::fabs(static_cast<double>(v));
-        acc[i] = a > acc[i] ? a : acc[i];
-        m = v > m ? v : m;
-        check += v * T(0);
-      }
-    } else {
-#pragma omp simd reduction(max : m) reduction(+ : check)
-      for (int64_t i = 0; i < len; ++i) {
-        const T v = row[i];
-        m = v > m ? v : m;
-        check += v * T(0);
-      }
-    }
-    // The first point attaining the maximum wins (ties -> lowest index).
-    if (need_max) {
-      part_val[c] = m;
-      part_idx[c] = n0 + find_first(row, len, m);
-    }
-  }
-  return std::isfinite(static_cast<double>(check));
-}
-
-// Channels last (B, N, C): one contiguous row per point; the per-channel
-// running maximum is a branch-free select over the block's points.
-template <typename T>
-bool block_channels_last(const ImportanceProblem<T>& P, int64_t b, int64_t n0,
-                         int64_t len, double* acc, T* part_val,
-                         int64_t* part_idx, std::vector<int64_t>& local) {
-  using idx_t = std::conditional_t<sizeof(T) == 4, std::int32_t, int64_t>;
-  const bool need_norms = P.norms != nullptr;
-  const bool need_max = P.counts != nullptr;
-  const int64_t C = P.C;
-  const int p = P.p;
-  T check = 0;
-  idx_t* best_idx = reinterpret_cast<idx_t*>(local.data());
-  for (int64_t j = 0; j < len; ++j) {
-    const T* row = P.features + (b * P.N + n0 + j) * C;
-
-    // Norm over the contiguous channel row, plus the finiteness probe.
-    double s = 0.0;
-    if (need_norms && p == 2) {
-#pragma omp simd reduction(+ : s, check)
-      for (int64_t c = 0; c < C; ++c) {
-        const double d = static_cast<double>(row[c]);
-        s += d * d;
-        check += row[c] * T(0);
-      }
-    } else if (need_norms && p == 1) {
-#pragma omp simd reduction(+ : s, check)
-      for (int64_t c = 0; c < C; ++c) {
-        s += std::fabs(static_cast<double>(row[c]));
-        check += row[c] * T(0);
-      }
-    } else if (need_norms) {
-#pragma omp simd reduction(max : s) reduction(+ : check)
-      for (int64_t c = 0; c < C; ++c) {
-        const double a = std::fabs(static_cast<double>(row[c]));
-        s = a > s ? a : s;
-        check += row[c] * T(0);
-      }
-    } else {
-#pragma omp simd reduction(+ : check)
-      for (int64_t c = 0; c < C; ++c) check += row[c] * T(0);
-    }
-    if (need_norms) acc[j] = s;
-
-    // Running per-channel maximum; strict > keeps the lowest index.
-    if (!need_max) continue;
-    if (j == 0) {
-      std::copy(row, row + C, part_val);
-      std::fill(best_idx, best_idx + C, idx_t(0));
-      continue;
-    }
-    const idx_t jj = static_cast<idx_t>(j);
-#pragma omp simd
-    for (int64_t c = 0; c < C; ++c) {
-      const bool better = row[c] > part_val[c];
-      part_val[c] = better ? row[c] : part_val[c];
-      best_idx[c] = better ? jj : best_idx[c];
-    }
-  }
-  if (need_max) {
-    for (int64_t c = C - 1; c >= 0; --c) part_idx[c] = n0 + best_idx[c];
-  }
-  return std::isfinite(static_cast<double>(check));
+#endif
+  return isa_base::importance_block<T>(base, channels_last_layout, C, N, len,
+                                       n0, p, need_max, acc, pv, pi, scratch);
 }
 
 template <typename I>
@@ -225,11 +121,13 @@ void importance_stats_cpu(const ImportanceProblem<T>& P) {
 
       // Partial norms and maxima over the block's valid points.
       if (len > 0) {
-        const bool ok =
-            P.channels_last
-                ? block_channels_last(P, b, n0, len, acc.data(), pv, pi, local)
-                : block_channels_first(P, b, n0, len, acc.data(), pv, pi);
-        bad |= ok ? 0 : 1;
+        const T* base = P.channels_last ? P.features + (b * N + n0) * C
+                                        : P.features + b * C * N + n0;
+        const int p = P.norms != nullptr ? P.p : -1;
+        bad |= run_block(base, P.channels_last, C, N, len, n0, p, need_max,
+                         acc.data(), pv, pi, local.data())
+                   ? 0
+                   : 1;
       }
 
       // Finished norms; padded points get 0.
