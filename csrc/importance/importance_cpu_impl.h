@@ -133,46 +133,45 @@ bool channels_last(const T* base, std::int64_t C, std::int64_t len,
   T check = zero;
   for (std::int64_t j = 0; j < len; ++j) {
     const T* row = base + j * C;
+    const idx_t jj = static_cast<idx_t>(j);
+    if (kMax && j == 0) {
+      for (std::int64_t c = 0; c < C; ++c) {
+        pv[c] = row[c];
+        best[c] = idx_t(0);
+      }
+    }
 
-    // Norm over the contiguous channel row, plus the finiteness probe.
+    // One sweep over the contiguous channel row: the point's norm, the
+    // per-channel running maximum (strict >) and the finiteness probe.
     if constexpr (kP == 0) {
       double s = 0.0;
 #pragma omp simd reduction(max : s) reduction(+ : check)
       for (std::int64_t c = 0; c < C; ++c) {
-        const double a = __builtin_fabs(static_cast<double>(row[c]));
+        const T v = row[c];
+        const double a = __builtin_fabs(static_cast<double>(v));
         s = a > s ? a : s;
-        check += row[c] * zero;
-      }
-      acc[j] = s;
-    } else if constexpr (kP > 0) {
-      double s = 0.0;
-#pragma omp simd reduction(+ : s, check)
-      for (std::int64_t c = 0; c < C; ++c) {
-        s += term<kP>(static_cast<double>(row[c]));
-        check += row[c] * zero;
+        if constexpr (kMax) {
+          const bool better = v > pv[c];
+          pv[c] = better ? v : pv[c];
+          best[c] = better ? jj : best[c];
+        }
+        check += v * zero;
       }
       acc[j] = s;
     } else {
-#pragma omp simd reduction(+ : check)
-      for (std::int64_t c = 0; c < C; ++c) check += row[c] * zero;
-    }
-
-    // Running per-channel maximum over the block's points.
-    if constexpr (kMax) {
-      if (j == 0) {
-        for (std::int64_t c = 0; c < C; ++c) {
-          pv[c] = row[c];
-          best[c] = idx_t(0);
-        }
-        continue;
-      }
-      const idx_t jj = static_cast<idx_t>(j);
-#pragma omp simd
+      double s = 0.0;
+#pragma omp simd reduction(+ : s, check)
       for (std::int64_t c = 0; c < C; ++c) {
-        const bool better = row[c] > pv[c];
-        pv[c] = better ? row[c] : pv[c];
-        best[c] = better ? jj : best[c];
+        const T v = row[c];
+        if constexpr (kP > 0) s += term<kP>(static_cast<double>(v));
+        if constexpr (kMax) {
+          const bool better = v > pv[c];
+          pv[c] = better ? v : pv[c];
+          best[c] = better ? jj : best[c];
+        }
+        check += v * zero;
       }
+      if constexpr (kP > 0) acc[j] = s;
     }
   }
   if constexpr (kMax) {
