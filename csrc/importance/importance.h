@@ -73,14 +73,6 @@ void normalized_entropy_cuda(const I* importance, std::int64_t B,
                              std::int32_t* status, const Device& device);
 #endif
 
-// The norm contribution of one value, accumulated in double.
-template <typename T>
-inline double norm_term(T v, int p) {
-  double d = static_cast<double>(v);
-  if (p == 2) return d * d;
-  return std::fabs(d);
-}
-
 // Turns an accumulated sum (p = 1, 2) or maximum (p = inf) into the norm.
 inline double finish_norm(double acc, int p) {
   return p == 2 ? std::sqrt(acc) : acc;
