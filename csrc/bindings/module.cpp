@@ -7,10 +7,12 @@ namespace py = pybind11;
 namespace deepscope {
 void bind_info(py::module_& m);
 void bind_partial(py::module_& m);
+void bind_importance(py::module_& m);
 }  // namespace deepscope
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "deepscope native kernels (CPU and optional CUDA)";
   deepscope::bind_info(m);
   deepscope::bind_partial(m);
+  deepscope::bind_importance(m);
 }
