@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import reference as ref
-from conftest import HAS_CUPY, HAS_TORCH, Backend, to_numpy
+
 from deepscope.pointcloud import (
     PAPER_DEFAULTS,
     PartialResult,
@@ -20,6 +19,8 @@ from deepscope.pointcloud._samplers import (
     _random_subset,
     _random_walk,
 )
+from tests import reference as ref
+from tests.conftest import HAS_CUPY, HAS_TORCH, Backend, to_numpy
 
 # ---------------------------------------------------------------------------
 # Helpers
