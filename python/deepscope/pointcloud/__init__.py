@@ -8,4 +8,6 @@ or single clouds ``(N, D)``; indices are int64 and missing results are -1.
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from deepscope.pointcloud._knn import BallQueryResult, KNNResult, ball_query, knn
+
+__all__: list[str] = ["BallQueryResult", "KNNResult", "ball_query", "knn"]
