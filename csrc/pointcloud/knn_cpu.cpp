@@ -16,7 +16,7 @@ namespace {
 using Candidate = std::pair<double, std::int64_t>;  // (squared distance, j)
 
 // Points per leaf bucket; leaves hold between kLeafSize / 2 and kLeafSize.
-constexpr std::int64_t kLeafSize = 16;
+constexpr std::int64_t kLeafSize = 32;
 // Subtrees larger than this are built as separate OpenMP tasks.
 constexpr std::int64_t kTaskGrain = 16384;
 // Up to this K the best list is kept sorted by insertion; above it, a heap.
@@ -49,11 +49,71 @@ std::int64_t subtree_nodes(std::int64_t n) {
   return 1 + subtree_nodes(n / 2) + subtree_nodes(n - n / 2);
 }
 
+// Point storage while building. For fixed small D the points are records
+// (coordinates plus original index) that nth_element moves contiguously;
+// otherwise an index permutation over a row-major copy.
+template <int kDim>
+struct BuildPoints {
+  struct Record {
+    double c[kDim];
+    std::int64_t id;
+  };
+  std::vector<Record> items;
+
+  template <typename T>
+  void load(const T* cloud, std::int64_t n, std::int64_t) {
+    items.resize(n);
+    for (std::int64_t i = 0; i < n; ++i) {
+      for (int d = 0; d < kDim; ++d) items[i].c[d] = cloud[i * kDim + d];
+      items[i].id = i;
+    }
+  }
+  double coord(std::int64_t i, std::int64_t d) const { return items[i].c[d]; }
+  std::int64_t id(std::int64_t i) const { return items[i].id; }
+  void select(std::int64_t begin, std::int64_t mid, std::int64_t end,
+              std::int32_t dim) {
+    std::nth_element(items.begin() + begin, items.begin() + mid,
+                     items.begin() + end,
+                     [dim](const Record& a, const Record& b) {
+                       return a.c[dim] < b.c[dim];
+                     });
+  }
+};
+
+template <>
+struct BuildPoints<0> {
+  std::vector<double> points;
+  std::vector<std::int64_t> perm;
+  std::int64_t dim = 0;
+
+  template <typename T>
+  void load(const T* cloud, std::int64_t n, std::int64_t D) {
+    dim = D;
+    points.assign(cloud, cloud + n * D);
+    perm.resize(n);
+    for (std::int64_t i = 0; i < n; ++i) perm[i] = i;
+  }
+  double coord(std::int64_t i, std::int64_t d) const {
+    return points[perm[i] * dim + d];
+  }
+  std::int64_t id(std::int64_t i) const { return perm[i]; }
+  void select(std::int64_t begin, std::int64_t mid, std::int64_t end,
+              std::int32_t split) {
+    const double* p = points.data();
+    const std::int64_t D = dim;
+    std::nth_element(perm.begin() + begin, perm.begin() + mid,
+                     perm.begin() + end,
+                     [p, D, split](std::int64_t a, std::int64_t b) {
+                       return p[a * D + split] < p[b * D + split];
+                     });
+  }
+};
+
+template <int kDim>
 class TreeBuilder {
  public:
-  TreeBuilder(const double* points, std::int64_t dim, std::int64_t* perm,
-              Node* nodes)
-      : points_(points), dim_(dim), perm_(perm), nodes_(nodes) {}
+  TreeBuilder(BuildPoints<kDim>& pts, std::int64_t dim, Node* nodes)
+      : pts_(pts), dim_(kDim > 0 ? kDim : dim), nodes_(nodes) {}
 
   // Splits [begin, end) at the median of its widest dimension, recursively.
   void build(std::int64_t node, std::int64_t begin, std::int64_t end) {
@@ -64,9 +124,9 @@ class TreeBuilder {
       nd.dim = -1;
       nd.right = -1;
       nd.lo_max = nd.hi_min = 0.0;
-      std::int64_t lowest = perm_[begin];
+      std::int64_t lowest = pts_.id(begin);
       for (std::int64_t i = begin + 1; i < end; ++i) {
-        lowest = std::min(lowest, perm_[i]);
+        lowest = std::min(lowest, pts_.id(i));
       }
       nd.min_index = lowest;
       return;
@@ -74,20 +134,15 @@ class TreeBuilder {
 
     // Widest extent of the node's points picks the split dimension.
     const std::int32_t dim = widest_dimension(begin, end);
-    const double* p = points_;
-    const std::int64_t D = dim_;
     const std::int64_t mid = begin + (end - begin) / 2;
-    std::nth_element(perm_ + begin, perm_ + mid, perm_ + end,
-                     [p, D, dim](std::int64_t a, std::int64_t b) {
-                       return p[a * D + dim] < p[b * D + dim];
-                     });
+    pts_.select(begin, mid, end, dim);
     double lo_max = -std::numeric_limits<double>::infinity();
     for (std::int64_t i = begin; i < mid; ++i) {
-      lo_max = std::max(lo_max, p[perm_[i] * D + dim]);
+      lo_max = std::max(lo_max, pts_.coord(i, dim));
     }
     nd.dim = dim;
     nd.lo_max = lo_max;
-    nd.hi_min = p[perm_[mid] * D + dim];
+    nd.hi_min = pts_.coord(mid, dim);
     const std::int64_t left = node + 1;
     const std::int64_t right = left + subtree_nodes(mid - begin);
     nd.right = static_cast<std::int32_t>(right);
@@ -108,49 +163,68 @@ class TreeBuilder {
 
  private:
   std::int32_t widest_dimension(std::int64_t begin, std::int64_t end) const {
+    double lo[kDim > 0 ? kDim : 64], hi[kDim > 0 ? kDim : 64];
     std::int32_t best = 0;
     double best_extent = -1.0;
-    for (std::int64_t d = 0; d < dim_; ++d) {
-      double lo = std::numeric_limits<double>::infinity();
-      double hi = -lo;
-      for (std::int64_t i = begin; i < end; ++i) {
-        const double v = points_[perm_[i] * dim_ + d];
-        lo = std::min(lo, v);
-        hi = std::max(hi, v);
+    // Blocks of up to 64 dimensions keep the bounds on the stack.
+    for (std::int64_t d0 = 0; d0 < dim_; d0 += 64) {
+      const std::int64_t nd = std::min<std::int64_t>(64, dim_ - d0);
+      for (std::int64_t d = 0; d < nd; ++d) {
+        lo[d] = std::numeric_limits<double>::infinity();
+        hi[d] = -lo[d];
       }
-      if (hi - lo > best_extent) {
-        best_extent = hi - lo;
-        best = static_cast<std::int32_t>(d);
+      for (std::int64_t i = begin; i < end; ++i) {
+        for (std::int64_t d = 0; d < nd; ++d) {
+          const double v = pts_.coord(i, d0 + d);
+          lo[d] = std::min(lo[d], v);
+          hi[d] = std::max(hi[d], v);
+        }
+      }
+      for (std::int64_t d = 0; d < nd; ++d) {
+        if (hi[d] - lo[d] > best_extent) {
+          best_extent = hi[d] - lo[d];
+          best = static_cast<std::int32_t>(d0 + d);
+        }
       }
     }
     return best;
   }
 
-  const double* points_;
-  std::int64_t dim_;
-  std::int64_t* perm_;
+  BuildPoints<kDim>& pts_;
+  const std::int64_t dim_;
   Node* nodes_;
 };
 
 // Builds the tree over the first n points of one (n, D) cloud. Runs inside
 // an OpenMP parallel region (it may spawn tasks).
-template <typename T>
+template <int kDim, typename T>
 void build_tree(const T* cloud, std::int64_t n, std::int64_t D,
                 KdTree& tree) {
   tree.n = n;
   if (n == 0) return;
-  std::vector<double> points(cloud, cloud + n * D);
-  tree.ids.resize(n);
-  for (std::int64_t i = 0; i < n; ++i) tree.ids[i] = i;
+  BuildPoints<kDim> pts;
+  pts.load(cloud, n, D);
   tree.nodes.resize(subtree_nodes(n));
-  TreeBuilder(points.data(), D, tree.ids.data(), tree.nodes.data())
-      .build(0, 0, n);
+  TreeBuilder<kDim>(pts, D, tree.nodes.data()).build(0, 0, n);
 
   // Leaf-contiguous structure-of-arrays copy in tree order.
+  tree.ids.resize(n);
   tree.coords.resize(n * D);
   for (std::int64_t i = 0; i < n; ++i) {
-    const double* src = points.data() + tree.ids[i] * D;
-    for (std::int64_t d = 0; d < D; ++d) tree.coords[d * n + i] = src[d];
+    tree.ids[i] = pts.id(i);
+    for (std::int64_t d = 0; d < D; ++d) tree.coords[d * n + i] = pts.coord(i, d);
+  }
+}
+
+template <typename T>
+void build_tree_any(const T* cloud, std::int64_t n, std::int64_t D,
+                    KdTree& tree) {
+  if (D == 3) {
+    build_tree<3>(cloud, n, D, tree);
+  } else if (D == 2) {
+    build_tree<2>(cloud, n, D, tree);
+  } else {
+    build_tree<0>(cloud, n, D, tree);
   }
 }
 
@@ -230,13 +304,15 @@ class Searcher {
   }
 
  private:
-  // True when no point of a cell at `bound` with smallest index
-  // `min_index` can enter the list.
-  bool prune(double bound, std::int64_t min_index) const {
+  // True when no point of cell `node` (lower bound `bound`) can enter the
+  // list. On an exact tie with the worst distance only a lower index can,
+  // so the subtree's smallest index decides.
+  bool prune(double bound, std::int32_t node) const {
     if (bound > max_d2_) return true;
     if (!list_.full()) return false;
     const Candidate& w = list_.worst();
-    return bound > w.first || (bound == w.first && min_index > w.second);
+    if (bound != w.first) return bound > w.first;
+    return tree_.nodes[node].min_index > w.second;
   }
 
   void visit(std::int32_t node, double bound) {
@@ -270,11 +346,11 @@ class Searcher {
       off_[dim] = gap2;
       double far_bound = 0.0;
       for (std::int64_t d = 0; d < dim_; ++d) far_bound += off_[d];
-      if (!prune(far_bound, tree_.nodes[far_child].min_index)) {
+      if (!prune(far_bound, far_child)) {
         visit(far_child, far_bound);
       }
       off_[dim] = old;
-    } else if (!prune(bound, tree_.nodes[far_child].min_index)) {
+    } else if (!prune(bound, far_child)) {
       visit(far_child, bound);
     }
   }
@@ -429,7 +505,7 @@ void neighbor_search_cpu(const NeighborSearch& s, const T* query,
     {
       std::int64_t n = reference_lengths ? reference_lengths[b] : N;
       n = std::min(std::max<std::int64_t>(n, 0), N);
-      build_tree(reference + b * N * D, n, D, trees[b]);
+      build_tree_any(reference + b * N * D, n, D, trees[b]);
     }
   }
 
