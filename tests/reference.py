@@ -50,8 +50,10 @@ def neighbor_reference(
     if self_query:
         rl = ql
     else:
-        rl = np.full(B, N) if reference_lengths is None else np.asarray(
-            reference_lengths
+        rl = (
+            np.full(B, N)
+            if reference_lengths is None
+            else np.asarray(reference_lengths)
         )
     indices = np.full((B, M, k), -1, dtype=np.int64)
     distances = np.full((B, M, k), np.inf, dtype=np.float64)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import HAS_GPU, to_numpy
+from deepscope.pointcloud import BallQueryResult, ball_query
 from reference import ball_query_reference
 from test_knn import assert_matches, random_cloud
-
-from deepscope.pointcloud import BallQueryResult, ball_query
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -23,24 +22,40 @@ def test_matches_reference_batched_with_lengths(backend, rng, dtype, D, mode):
     rl = np.array([N, 3, 45])
     if mode == "cross":
         got = ball_query(
-            backend.asarray(q), backend.asarray(r), radius=radius, max_neighbors=K,
-            query_lengths=backend.asarray(ql), reference_lengths=backend.asarray(rl),
+            backend.asarray(q),
+            backend.asarray(r),
+            radius=radius,
+            max_neighbors=K,
+            query_lengths=backend.asarray(ql),
+            reference_lengths=backend.asarray(rl),
         )
         exp = ball_query_reference(
-            q, r, radius=radius, max_neighbors=K, query_lengths=ql,
+            q,
+            r,
+            radius=radius,
+            max_neighbors=K,
+            query_lengths=ql,
             reference_lengths=rl,
         )
     else:
         ex = mode == "self_exclude"
-        got = ball_query(backend.asarray(q), radius=radius, max_neighbors=K,
-                         query_lengths=backend.asarray(ql), exclude_self=ex)
-        exp = ball_query_reference(q, radius=radius, max_neighbors=K,
-                                   query_lengths=ql, exclude_self=ex)
+        got = ball_query(
+            backend.asarray(q),
+            radius=radius,
+            max_neighbors=K,
+            query_lengths=backend.asarray(ql),
+            exclude_self=ex,
+        )
+        exp = ball_query_reference(
+            q, radius=radius, max_neighbors=K, query_lengths=ql, exclude_self=ex
+        )
     assert isinstance(got, BallQueryResult)
     assert all(backend.is_native(a) for a in got)
     assert_matches(got, exp, dtype)
     counts = to_numpy(got.counts)
-    assert counts.min() == 0 and counts.max() == K  # both regimes exercised
+    # Both regimes exercised: empty balls and full ones.
+    assert counts.min() == 0
+    assert counts.max() == K
 
 
 @pytest.mark.parametrize("K", [1, 10, 100, 3000])
@@ -63,8 +78,9 @@ def test_boundary_is_inclusive(backend):
     g = np.arange(10.0)
     grid = np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
     centre = np.array([[4.0, 4.0, 4.0]])
-    got = ball_query(backend.asarray(centre), backend.asarray(grid), radius=1.0,
-                     max_neighbors=10)
+    got = ball_query(
+        backend.asarray(centre), backend.asarray(grid), radius=1.0, max_neighbors=10
+    )
     # The centre itself plus its 6 axis neighbours at exactly distance 1.
     assert int(to_numpy(got.counts)[0]) == 7
     assert_matches(
@@ -73,8 +89,9 @@ def test_boundary_is_inclusive(backend):
     # Radius 0 finds exact duplicates only.
     got = ball_query(backend.asarray(grid), radius=0.0, max_neighbors=3)
     np.testing.assert_array_equal(to_numpy(got.counts), 1)
-    got = ball_query(backend.asarray(grid), radius=0.0, max_neighbors=3,
-                     exclude_self=True)
+    got = ball_query(
+        backend.asarray(grid), radius=0.0, max_neighbors=3, exclude_self=True
+    )
     np.testing.assert_array_equal(to_numpy(got.counts), 0)
     assert (to_numpy(got.indices) == -1).all()
 
@@ -90,13 +107,13 @@ def test_nearest_not_first_found(rng):
 def test_duplicates_and_identical_points(backend, rng):
     P = np.full((300, 3), -2.0)
     got = ball_query(backend.asarray(P), radius=0.5, max_neighbors=4)
-    np.testing.assert_array_equal(to_numpy(got.indices), np.tile(np.arange(4),
-                                                                  (300, 1)))
+    np.testing.assert_array_equal(
+        to_numpy(got.indices), np.tile(np.arange(4), (300, 1))
+    )
     base = rng.standard_normal((40, 3))
     P = base[rng.integers(0, 40, 900)]
     assert_matches(
-        ball_query(backend.asarray(P), radius=0.4, max_neighbors=20,
-                   exclude_self=True),
+        ball_query(backend.asarray(P), radius=0.4, max_neighbors=20, exclude_self=True),
         ball_query_reference(P, radius=0.4, max_neighbors=20, exclude_self=True),
     )
 
@@ -151,10 +168,16 @@ def test_cuda_equals_cpu_exactly(rng, K):
     rl = np.array([3000, 1234])
     Q = random_cloud(rng, (2, 500, 3), "float32")
     for kwargs in ({}, {"squared": False}):
-        cpu = ball_query(Q, P, radius=0.4, max_neighbors=K, reference_lengths=rl,
-                         **kwargs)
-        gpu = ball_query(torch.from_numpy(Q).cuda(), torch.from_numpy(P).cuda(),
-                         radius=0.4, max_neighbors=K,
-                         reference_lengths=torch.from_numpy(rl).cuda(), **kwargs)
-        for a, b in zip(cpu, gpu):
+        cpu = ball_query(
+            Q, P, radius=0.4, max_neighbors=K, reference_lengths=rl, **kwargs
+        )
+        gpu = ball_query(
+            torch.from_numpy(Q).cuda(),
+            torch.from_numpy(P).cuda(),
+            radius=0.4,
+            max_neighbors=K,
+            reference_lengths=torch.from_numpy(rl).cuda(),
+            **kwargs,
+        )
+        for a, b in zip(cpu, gpu, strict=True):
             np.testing.assert_array_equal(a, b.cpu().numpy())

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import HAS_GPU, HAS_TORCH, to_numpy
-from reference import knn_reference
-
 from deepscope.pointcloud import KNNResult, knn
+from reference import knn_reference
 
 FLOAT_DTYPES = ["float32", "float64"]
 
@@ -49,8 +48,9 @@ def test_matches_reference_batched_with_lengths(backend, rng, dtype, D, mode):
         exp = knn_reference(q, r, k=k, query_lengths=ql, reference_lengths=rl)
     else:
         ex = mode == "self_exclude"
-        got = knn(backend.asarray(q), k=k, query_lengths=backend.asarray(ql),
-                  exclude_self=ex)
+        got = knn(
+            backend.asarray(q), k=k, query_lengths=backend.asarray(ql), exclude_self=ex
+        )
         exp = knn_reference(q, k=k, query_lengths=ql, exclude_self=ex)
     assert isinstance(got, KNNResult)
     assert all(backend.is_native(a) for a in got)
@@ -72,7 +72,7 @@ def test_tree_sized_clouds(rng, D, k):
 
 def test_clustered_real_like_and_squared_false(rng):
     centres = rng.uniform(-50, 50, (20, 3))
-    P = (centres[rng.integers(0, 20, 3000)] + rng.normal(0, 0.3, (3000, 3)))
+    P = centres[rng.integers(0, 20, 3000)] + rng.normal(0, 0.3, (3000, 3))
     got = knn(P.astype("float32"), k=9, squared=False)
     exp = knn_reference(P.astype("float32"), k=9)
     assert_matches(got, exp, "float32", squared=False)
@@ -88,8 +88,12 @@ def test_small_clouds_pad_with_minus_one(backend, rng, N):
         with pytest.raises(ValueError, match="k: expected 1 <= k <="):
             knn(backend.asarray(q), backend.asarray(r), k=k)
         k = N
-    got = knn(backend.asarray(q), backend.asarray(r), k=k,
-              reference_lengths=backend.asarray(rl))
+    got = knn(
+        backend.asarray(q),
+        backend.asarray(r),
+        k=k,
+        reference_lengths=backend.asarray(rl),
+    )
     exp = knn_reference(q, r, k=k, reference_lengths=rl)
     assert_matches(got, exp)
     # A cloud shorter than k: trailing -1 and +inf, counts tell.
@@ -216,16 +220,26 @@ def test_empty_query_and_batch():
         (lambda q, r: knn(q, r.astype("float32"), k=2), "reference: expected dtype"),
         (lambda q, r: knn(q.astype(int), r, k=2), "query: expected a floating"),
         (lambda q, r: knn(q[0, 0], r, k=2), "query: expected 2 or 3 dimensions"),
-        (lambda q, r: knn(q, r, k=2, reference_lengths=[3, 11]),
-         "reference_lengths: expected values in"),
-        (lambda q, r: knn(q, r, k=2, query_lengths=[-1, 1]),
-         "query_lengths: expected values in"),
-        (lambda q, r: knn(q, r, k=2, query_lengths=[1, 1, 1]),
-         "query_lengths: expected shape"),
-        (lambda q, r: knn(q, r, k=2, query_lengths=[1.0, 1.0]),
-         "query_lengths: expected an integer"),
-        (lambda q, r: knn(q[0], r[0], k=2, query_lengths=[1]),
-         "query_lengths: only valid with batched"),
+        (
+            lambda q, r: knn(q, r, k=2, reference_lengths=[3, 11]),
+            "reference_lengths: expected values in",
+        ),
+        (
+            lambda q, r: knn(q, r, k=2, query_lengths=[-1, 1]),
+            "query_lengths: expected values in",
+        ),
+        (
+            lambda q, r: knn(q, r, k=2, query_lengths=[1, 1, 1]),
+            "query_lengths: expected shape",
+        ),
+        (
+            lambda q, r: knn(q, r, k=2, query_lengths=[1.0, 1.0]),
+            "query_lengths: expected an integer",
+        ),
+        (
+            lambda q, r: knn(q[0], r[0], k=2, query_lengths=[1]),
+            "query_lengths: only valid with batched",
+        ),
         (lambda q, r: knn(q, k=2, reference_lengths=[1, 1]), "reference_lengths"),
         (lambda q, r: knn(np.zeros((2, 4, 0)), k=1), "query: expected at least"),
         (lambda q, r: knn(q, np.zeros((2, 0, 3)), k=1), "k: expected 1 <= k <= 0"),
@@ -304,7 +318,18 @@ def test_cuda_equals_cpu_exactly(rng, dtype, k):
     for D in (3, 5):
         X = np.concatenate([P] * 2, axis=-1)[..., :D].copy()
         cpu = knn(X, k=k, query_lengths=ql, exclude_self=True)
-        gpu = knn(torch.from_numpy(X).cuda(), k=k,
-                  query_lengths=torch.from_numpy(ql).cuda(), exclude_self=True)
-        for a, b in zip(cpu, gpu):
+        gpu = knn(
+            torch.from_numpy(X).cuda(),
+            k=k,
+            query_lengths=torch.from_numpy(ql).cuda(),
+            exclude_self=True,
+        )
+        for a, b in zip(cpu, gpu, strict=True):
             np.testing.assert_array_equal(a, b.cpu().numpy())
+
+
+def test_host_lengths_with_any_framework(backend, rng):
+    q = random_cloud(rng, (2, 30, 3))
+    got = knn(backend.asarray(q), k=4, query_lengths=[30, 9])
+    assert all(backend.is_native(a) for a in got)
+    assert_matches(got, knn_reference(q, k=4, query_lengths=[30, 9]))

@@ -212,7 +212,9 @@ void build_tree(const T* cloud, std::int64_t n, std::int64_t D,
   tree.coords.resize(n * D);
   for (std::int64_t i = 0; i < n; ++i) {
     tree.ids[i] = pts.id(i);
-    for (std::int64_t d = 0; d < D; ++d) tree.coords[d * n + i] = pts.coord(i, d);
+    for (std::int64_t d = 0; d < D; ++d) {
+      tree.coords[d * n + i] = pts.coord(i, d);
+    }
   }
 }
 
@@ -422,7 +424,7 @@ void search_all(const NeighborSearch& s, const T* query,
   const std::int64_t B = s.batch, M = s.num_query, D = s.dim, K = s.k;
   const std::int64_t rows = B * M;
 
-#pragma omp parallel
+#pragma omp parallel if (rows > 256)
   {
     List list(K);
     std::vector<double> q(D), off(D);
@@ -498,7 +500,8 @@ void neighbor_search_cpu(const NeighborSearch& s, const T* query,
 
   // One kd-tree per cloud, built in parallel (clouds and large subtrees).
   std::vector<KdTree> trees(B);
-#pragma omp parallel
+  const bool parallel_build = B > 1 || N > kTaskGrain;
+#pragma omp parallel if (parallel_build)
 #pragma omp single
   for (std::int64_t b = 0; b < B; ++b) {
 #pragma omp task default(shared) firstprivate(b)

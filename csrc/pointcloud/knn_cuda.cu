@@ -170,8 +170,11 @@ void launch(const NeighborSearch& s, const T* query, const T* reference,
           D, K, s.max_d2, s.self_query, s.exclude_self, s.squared,
           static_cast<int>(blocks_per_cloud), static_cast<int>(tile_points),
           scratch, indices, distances, counts);
-  DS_CUDA_CHECK_LAUNCH(stream);
+  // Free the scratch (stream-ordered) before a failed launch can throw.
+  const cudaError_t launch_error = cudaGetLastError();
   if (scratch != nullptr) DS_CUDA_CHECK(cudaFreeAsync(scratch, stream));
+  DS_CUDA_CHECK(launch_error);
+  DS_CUDA_CHECK_LAUNCH(stream);
 }
 
 template <typename T, int kDim>

@@ -200,16 +200,24 @@ def _lengths(
         return None, np.full(batch, limit, dtype=np.int64)
     if not batched:
         raise ValueError(
-            f"{name}: only valid with batched (B, M, D) inputs, got an "
-            "unbatched cloud"
+            f"{name}: only valid with batched (B, M, D) inputs, got an unbatched cloud"
         )
-    view = _arrays.prepare(lengths, name, kind="int64", ndim=(1,), like=like)
+    # Host lengths (lists, NumPy) are moved to the inputs' framework/device;
+    # framework arrays must already match it.
+    host_input = _arrays.framework_of(lengths) in ("numpy", "other")
+    view = _arrays.prepare(
+        lengths, name, kind="int64", ndim=(1,), like=None if host_input else like
+    )
     if view.shape != (batch,):
         raise ValueError(
             f"{name}: expected shape ({batch},) (one length per cloud), got "
             f"{view.shape}"
         )
     host = np.asarray(_arrays.to_numpy(view.array), dtype=np.int64)
+    if host_input and like.framework != "numpy":
+        view = _arrays.prepare(
+            _arrays.as_array(like, host, "int64"), name, kind="int64", like=like
+        )
     if host.size and (host.min() < 0 or host.max() > limit):
         raise ValueError(
             f"{name}: expected values in [0, {limit}], got min {host.min()} "
@@ -290,9 +298,7 @@ def _search(
     B, M, D = q_shape
     Br, N, Dr = r_shape
     if Br != B:
-        raise ValueError(
-            f"reference: expected batch size {B} like query, got {Br}"
-        )
+        raise ValueError(f"reference: expected batch size {B} like query, got {Br}")
     if D < 1:
         raise ValueError("query: expected at least one coordinate (D >= 1), got 0")
     if Dr != D:
@@ -308,13 +314,9 @@ def _search(
     if self_query:
         rl_view, rl = ql_view, ql
     else:
-        rl_view, rl = _lengths(
-            reference_lengths, "reference_lengths", q, B, N, batched
-        )
+        rl_view, rl = _lengths(reference_lengths, "reference_lengths", q, B, N, batched)
     if B * M * D:
-        _check_finite_prefix(
-            _reshaped(q, (B, M, D)), ql, "query"
-        )
+        _check_finite_prefix(_reshaped(q, (B, M, D)), ql, "query")
     if not self_query and B * N * D:
         _check_finite_prefix(_reshaped(r, (B, N, D)), rl, "reference")
 
