@@ -29,6 +29,11 @@ namespace deepscope {
 // index. With exclude_self (self-query only) the point with the query's own
 // index is skipped. With squared == false the float64 square root is
 // returned. CPU and CUDA results are bit-identical.
+//
+// CPU: one kd-tree per cloud (median splits, leaf buckets of <= 32 points
+// stored contiguously in float64), OpenMP over queries. CUDA: tiled brute
+// force, O(M N D) per cloud; one reference point must fit in shared memory
+// (D up to about 28,000 on sm_90).
 struct NeighborSearch {
   std::int64_t batch = 0;       // B
   std::int64_t num_query = 0;   // M
