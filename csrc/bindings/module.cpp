@@ -8,6 +8,7 @@ namespace deepscope {
 void bind_info(py::module_& m);
 void bind_partial(py::module_& m);
 void bind_importance(py::module_& m);
+void bind_knn(py::module_& m);
 }  // namespace deepscope
 
 PYBIND11_MODULE(_core, m) {
@@ -15,4 +16,5 @@ PYBIND11_MODULE(_core, m) {
   deepscope::bind_info(m);
   deepscope::bind_partial(m);
   deepscope::bind_importance(m);
+  deepscope::bind_knn(m);
 }

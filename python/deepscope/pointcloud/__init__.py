@@ -8,6 +8,7 @@ or single clouds ``(N, D)``; indices are int64 and missing results are -1.
 
 from __future__ import annotations
 
+from deepscope.pointcloud._knn import BallQueryResult, KNNResult, ball_query, knn
 from deepscope.pointcloud._samplers import (
     PAPER_DEFAULTS,
     PartialResult,
@@ -20,8 +21,12 @@ from deepscope.pointcloud._samplers import (
 
 __all__ = [
     "PAPER_DEFAULTS",
+    "BallQueryResult",
+    "KNNResult",
     "PartialResult",
+    "ball_query",
     "gather_points",
+    "knn",
     "knn_patches",
     "partial_clouds",
     "random_subsets",
