@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import math
 
-import deepscope
 import numpy as np
 import pytest
+
+import deepscope
 from deepscope import importance as imp
 
 torch = pytest.importorskip("torch")

@@ -16,6 +16,7 @@ from functools import cache
 import numpy as np
 import pytest
 from _data import autzen_100k
+
 from deepscope.pointcloud import ball_query, knn
 
 K = 17  # 16 neighbours + the point itself
@@ -30,8 +31,9 @@ HAS_TORCH = importlib.util.find_spec("torch") is not None
 def _has_cuda() -> bool:
     if not HAS_TORCH:
         return False
-    import deepscope
     import torch
+
+    import deepscope
 
     return deepscope.cuda_available() and torch.cuda.is_available()
 

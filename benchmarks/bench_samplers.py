@@ -22,6 +22,7 @@ import importlib.util
 
 import numpy as np
 import pytest
+
 from deepscope.pointcloud import partial_clouds, random_subsets
 from deepscope.pointcloud._samplers import _assemble_patches, _random_walk
 

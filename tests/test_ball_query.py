@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.conftest import HAS_GPU, to_numpy
+
 from deepscope.pointcloud import BallQueryResult, ball_query
-from reference import ball_query_reference
-from test_knn import assert_matches, random_cloud
+
+from tests.conftest import HAS_GPU, to_numpy
+from tests.reference import ball_query_reference
+from tests.test_knn import assert_matches, random_cloud
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from deepscope import importance as imp
 
 from tests.conftest import HAS_GPU, HAS_TORCH, to_numpy

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from deepscope import _arrays
+
 from tests.conftest import HAS_TORCH, to_numpy
 
 torch = pytest.importorskip("torch") if HAS_TORCH else None

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.conftest import HAS_GPU, HAS_TORCH, to_numpy
+
 from deepscope.pointcloud import KNNResult, knn
-from reference import knn_reference
+
+from tests.conftest import HAS_GPU, HAS_TORCH, to_numpy
+from tests.reference import knn_reference
 
 FLOAT_DTYPES = ["float32", "float64"]
 

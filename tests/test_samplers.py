@@ -19,6 +19,7 @@ from deepscope.pointcloud._samplers import (
     _random_subset,
     _random_walk,
 )
+
 from tests import reference as ref
 from tests.conftest import HAS_CUPY, HAS_TORCH, Backend, to_numpy
 
