@@ -505,7 +505,7 @@ def test_paper_defaults():
         "curve": 512,
         "random": 128,
         "n_anchors": 4,
-        "k": 20,
+        "k": 19,
     }
 
 
