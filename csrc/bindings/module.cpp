@@ -6,9 +6,11 @@ namespace py = pybind11;
 
 namespace deepscope {
 void bind_info(py::module_& m);
+void bind_fps(py::module_& m);
 }  // namespace deepscope
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "deepscope native kernels (CPU and optional CUDA)";
   deepscope::bind_info(m);
+  deepscope::bind_fps(m);
 }

@@ -8,4 +8,6 @@ or single clouds ``(N, D)``; indices are int64 and missing results are -1.
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from ._fps import FPSResult, farthest_point_sample
+
+__all__: list[str] = ["FPSResult", "farthest_point_sample"]
