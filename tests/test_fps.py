@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from conftest import HAS_TORCH, to_numpy
 from deepscope.pointcloud import FPSResult, farthest_point_sample
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from reference import farthest_point_sample_reference
 
 
@@ -114,6 +116,19 @@ def test_small_clouds_around_k(n, rng):
         lengths=[n],
     )
     assert int(result.counts) == min(n, K)
+
+
+def test_skewed_clouds_build_deep_trees(rng):
+    # Exponentially spaced and heavily clustered points force unbalanced
+    # splits; the 4-D and 8-D cases run the tree with other fixed widths.
+    line = np.ldexp(1.0, -np.arange(900))[:, None] * np.array([1.0, 0.5, 0.25])
+    check_result(_batched(farthest_point_sample(line, 400)), line[None], 400)
+    clusters = rng.standard_normal((20, 4)) * 100
+    blobs = clusters[rng.integers(0, 20, 4000)] + rng.standard_normal((4000, 4))
+    blobs[::3] = blobs[0]  # a large block of duplicates
+    check_result(_batched(farthest_point_sample(blobs, 1500)), blobs[None], 1500)
+    wide = rng.standard_normal((1, 2000, 8))
+    check_result(farthest_point_sample(wide, 500), wide, 500)
 
 
 def test_all_identical_points_give_one_sample():
@@ -276,6 +291,25 @@ def test_zero_samples_and_empty_batch():
 def test_validation_errors_name_the_argument(kwargs, match):
     with pytest.raises(ValueError, match=match):
         farthest_point_sample(**kwargs)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 400),
+    d=st.integers(1, 4),
+    k=st.integers(0, 400),
+    levels=st.integers(1, 6),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_property_matches_reference(n, d, k, levels, seed):
+    # Few coordinate levels give many ties and duplicates.
+    gen = np.random.default_rng(seed)
+    points = gen.integers(0, levels, (n, d)).astype(np.float64)
+    start = int(gen.integers(0, n))
+    result = farthest_point_sample(
+        points, min(k, n), start_index=start, allow_fewer=True
+    )
+    check_result(_batched(result), points[None], min(k, n), None, [start])
 
 
 def test_matches_fpsample_vanilla(rng):

@@ -377,9 +377,10 @@ void farthest_point_sample_cpu(const scalar_t* points, std::int64_t B,
                      n_samples[b] <= K,
                  "n_samples: expected 0 <= n_samples[b] <= lengths[b], got "
                      << n_samples[b]);
-    DS_CHECK_ARG(n_samples[b] == 0 || (starts[b] >= 0 && starts[b] < lengths[b]),
-                 "start_index: expected 0 <= start < " << lengths[b]
-                                                        << ", got " << starts[b]);
+    const bool start_ok = starts[b] >= 0 && starts[b] < lengths[b];
+    DS_CHECK_ARG(n_samples[b] == 0 || start_ok,
+                 "start_index: expected 0 <= start < " << lengths[b] << ", got "
+                                                        << starts[b]);
   }
 
 #pragma omp parallel for schedule(dynamic, 1)

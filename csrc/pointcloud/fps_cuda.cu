@@ -53,7 +53,8 @@ __device__ __forceinline__ double squared_distance(const scalar_t* p,
 // in increasing order and a strict '>' keeps the lowest index on ties.
 template <typename scalar_t, int kD>
 __global__ void fps_kernel(const scalar_t* __restrict__ points, long long N,
-                           long long D, const std::int64_t* __restrict__ lengths,
+                           long long D,
+                           const std::int64_t* __restrict__ lengths,
                            const std::int64_t* __restrict__ n_samples,
                            const std::int64_t* __restrict__ starts, long long K,
                            std::int64_t* __restrict__ indices,
