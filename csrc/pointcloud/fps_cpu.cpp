@@ -14,14 +14,17 @@
 #include <utility>
 #include <vector>
 
-#include "common/parallel.h"
 #include "pointcloud/fps.h"
 
 namespace deepscope {
 namespace {
 
-// Clouds at most this large run the plain O(N * K) loop.
-constexpr std::int64_t kBruteForceMaxPoints = 256;
+// Runs with at most this many distance evaluations (points x samples) use
+// the plain loop; above it the tree wins even for 128 points (measured).
+constexpr std::int64_t kBruteForceMaxWork = 8192;
+// Below this many points in a whole batch, clouds run on one thread: waking
+// a second one costs more than it saves.
+constexpr std::int64_t kParallelMinPoints = 32768;
 // Largest number of points in a kd-tree leaf.
 constexpr std::int64_t kLeafSize = 64;
 
@@ -349,7 +352,7 @@ void sample_cloud(const scalar_t* p, std::int64_t n, std::int64_t D,
   if constexpr (kD == 0) {
     sample_brute_force<kD>(p, n, D, m, start, out);
   } else {
-    if (n <= kBruteForceMaxPoints || m == 1) {
+    if (n * m <= kBruteForceMaxWork || m == 1) {
       sample_brute_force<kD>(p, n, D, m, start, out);
       return;
     }
@@ -383,7 +386,11 @@ void farthest_point_sample_cpu(const scalar_t* points, std::int64_t B,
                                                         << starts[b]);
   }
 
-#pragma omp parallel for schedule(dynamic, 1)
+  std::int64_t total_points = 0;
+  for (std::int64_t b = 0; b < B; ++b) total_points += lengths[b];
+  const bool parallel = B > 1 && total_points >= kParallelMinPoints;
+
+#pragma omp parallel for schedule(dynamic, 1) if (parallel)
   for (std::int64_t b = 0; b < B; ++b) {
     // Empty slots read -1 with distance 0.
     CloudOut<scalar_t> out{indices + b * K, distances + b * K};
