@@ -28,6 +28,10 @@ namespace deepscope {
 // duplicates a selected one and the run stops early; otherwise
 // mind[i] = min(mind[i], d2(i, sel[k])). d2 is computed in double as the
 // left-to-right sum ((dx*dx + dy*dy) + dz*dz) + ... with no contraction.
+//
+// CPU: clouds run in parallel (OpenMP) when the batch holds enough points;
+// each cloud with 1 <= D <= 8 uses an exact kd-tree bucket search (see
+// fps_cpu.cpp), wider points and tiny runs the plain O(N * K) loop.
 template <typename scalar_t>
 void farthest_point_sample_cpu(const scalar_t* points, std::int64_t B,
                                std::int64_t N, std::int64_t D,
@@ -38,7 +42,9 @@ void farthest_point_sample_cpu(const scalar_t* points, std::int64_t B,
                                std::int64_t* counts);
 
 #ifdef DEEPSCOPE_WITH_CUDA
-// Same contract on a CUDA device; every pointer is device memory.
+// Same contract on a CUDA device; every pointer is device memory and the
+// arguments are trusted (the Python layer validates them on the host). One
+// thread block per cloud, minima in `scratch`.
 // `scratch` is (B, N) double device memory for the running minima (the
 // Python layer allocates it with the caller's framework so that its caching
 // allocator manages it). Runs on device.stream and does not synchronise.
