@@ -342,6 +342,23 @@ def test_cuda_matches_cpu_exactly(dtype, rng):
         )
         for a, b in zip(cpu, gpu, strict=True):
             np.testing.assert_array_equal(a, b.cpu().numpy())
+    # A single wide cloud runs on the multi-block (cooperative) kernel.
+    big = rng.standard_normal((1, 70000, 3)).astype(dtype)
+    big[0, : len(grid)] = grid
+    big[0, 40000:50000] = big[0, 10000:20000]
+    for start in (0, 69999):
+        cpu = farthest_point_sample(big, 20000, start_index=start)
+        gpu = farthest_point_sample(
+            torch.from_numpy(big).cuda(), 20000, start_index=start
+        )
+        for a, b in zip(cpu, gpu, strict=True):
+            np.testing.assert_array_equal(a, b.cpu().numpy())
+    dup = np.repeat(rng.standard_normal((50, 3)), 800, axis=0).astype(dtype)
+    gpu = farthest_point_sample(torch.from_numpy(dup).cuda(), 100)
+    assert int(gpu.counts) == 50
+    np.testing.assert_array_equal(
+        farthest_point_sample(dup, 100).indices, gpu.indices.cpu().numpy()
+    )
     wide = rng.standard_normal((2, 3000, 11)).astype(dtype)
     cpu = farthest_point_sample(wide, 1000, lengths=[3000, 0], allow_fewer=True)
     gpu = farthest_point_sample(

@@ -15,8 +15,8 @@ namespace deepscope {
 namespace {
 
 // Pointers are raw addresses; every array is contiguous. lengths, n_samples
-// and starts live on the same device as points; scratch is (B, N) float64
-// device memory for CUDA and unused (0) on the CPU.
+// and starts live on the same device as points; scratch is B * N +
+// kFpsCudaScratchExtra float64 device memory for CUDA, unused (0) on the CPU.
 void farthest_point_sample(std::uintptr_t points, const std::string& dtype,
                            std::int64_t B, std::int64_t N, std::int64_t D,
                            std::uintptr_t lengths, std::uintptr_t n_samples,
@@ -55,6 +55,7 @@ void bind_fps(py::module_& m) {
         py::arg("counts"), py::arg("scratch"), py::arg("device_index"),
         py::arg("stream"), py::call_guard<py::gil_scoped_release>(),
         "Exact farthest point sampling over a padded batch (see fps.h).");
+  m.attr("FPS_CUDA_SCRATCH_EXTRA") = kFpsCudaScratchExtra;
 }
 
 }  // namespace deepscope

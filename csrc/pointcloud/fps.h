@@ -41,11 +41,16 @@ void farthest_point_sample_cpu(const scalar_t* points, std::int64_t B,
                                std::int64_t* indices, scalar_t* distances,
                                std::int64_t* counts);
 
+// Extra doubles the CUDA scratch holds after the (B, N) minima.
+constexpr std::int64_t kFpsCudaScratchExtra = 4096;
+
 #ifdef DEEPSCOPE_WITH_CUDA
 // Same contract on a CUDA device; every pointer is device memory and the
-// arguments are trusted (the Python layer validates them on the host). One
-// thread block per cloud, minima in `scratch`.
-// `scratch` is (B, N) double device memory for the running minima (the
+// arguments are trusted (the Python layer validates them on the host). A
+// batch runs one thread block per cloud; a single cloud of at least 32768
+// points runs on a cooperative grid of blocks.
+// `scratch` is B * N + kFpsCudaScratchExtra doubles of device memory for the
+// running minima and the cross-block partial results (the
 // Python layer allocates it with the caller's framework so that its caching
 // allocator manages it). Runs on device.stream and does not synchronise.
 template <typename scalar_t>

@@ -141,13 +141,16 @@ def farthest_point_sample(
     distances = _arrays.empty(view, (B, K), view.dtype)
     counts = _arrays.empty(view, (B,), "int64")
     params = np.ascontiguousarray(np.stack([n_points, counts_wanted, starts]))
+    from .. import _core
+
+    # CUDA scratch (running minima plus cross-block partial results) comes
+    # from the caller's framework, so its caching allocator manages it.
     scratch = None
     if view.is_cuda:
         params = _arrays.as_array(view, params, "int64")
-        scratch = _arrays.empty(view, (B, N), "float64")
+        size = B * N + _core.FPS_CUDA_SCRATCH_EXTRA
+        scratch = _arrays.empty(view, (size,), "float64")
     params_ptr = _arrays.data_ptr(params)
-
-    from .. import _core
 
     _core.farthest_point_sample(
         view.ptr,
