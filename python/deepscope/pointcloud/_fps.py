@@ -61,7 +61,8 @@ def farthest_point_sample(
     a point: the remaining slots hold -1 and ``counts`` says how many samples
     are valid. The CPU kernel prunes with a kd-tree over buckets of points
     (the QuickFPS idea: Han et al., IEEE TCAD 2023) without changing the
-    result; the CUDA kernel runs one thread block per cloud.
+    result. On CUDA a batch runs one thread block per cloud, and a single
+    cloud of at least 32768 points runs on a cooperative grid of blocks.
 
     Args:
         points: ``(B, N, D)`` or ``(N, D)`` float16, bfloat16, float32 or
