@@ -9,6 +9,7 @@ void bind_info(py::module_& m);
 void bind_partial(py::module_& m);
 void bind_importance(py::module_& m);
 void bind_knn(py::module_& m);
+void bind_fps(py::module_& m);
 }  // namespace deepscope
 
 PYBIND11_MODULE(_core, m) {
@@ -17,4 +18,5 @@ PYBIND11_MODULE(_core, m) {
   deepscope::bind_partial(m);
   deepscope::bind_importance(m);
   deepscope::bind_knn(m);
+  deepscope::bind_fps(m);
 }

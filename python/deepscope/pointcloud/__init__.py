@@ -8,6 +8,7 @@ or single clouds ``(N, D)``; indices are int64 and missing results are -1.
 
 from __future__ import annotations
 
+from deepscope.pointcloud._fps import FPSResult, farthest_point_sample
 from deepscope.pointcloud._knn import BallQueryResult, KNNResult, ball_query, knn
 from deepscope.pointcloud._samplers import (
     PAPER_DEFAULTS,
@@ -22,9 +23,11 @@ from deepscope.pointcloud._samplers import (
 __all__ = [
     "PAPER_DEFAULTS",
     "BallQueryResult",
+    "FPSResult",
     "KNNResult",
     "PartialResult",
     "ball_query",
+    "farthest_point_sample",
     "gather_points",
     "knn",
     "knn_patches",
