@@ -18,13 +18,6 @@ from deepscope import cli, datasets, pointcloud
 pytest.importorskip("trimesh")
 pytest.importorskip("matplotlib")
 
-SAMPLERS = ("farthest_point_sample", "random_subsets", "partial_clouds")
-HAS_SAMPLERS = all(hasattr(pointcloud, name) for name in SAMPLERS)
-needs_samplers = pytest.mark.skipif(
-    not HAS_SAMPLERS,
-    reason="needs deepscope.pointcloud.farthest_point_sample, random_subsets and "
-    "partial_clouds (merged from the sampler branches)",
-)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -276,7 +269,6 @@ def test_sample_mesh_input_uses_mesh_samples(tmp_path, capsys, fake_samplers):
 # deepscope sample with the real samplers (after the sampler branches merge)
 
 
-@needs_samplers
 @pytest.mark.parametrize("method", ["fps", "random", "patch", "curve"])
 def test_sample_with_real_samplers(tmp_path, capsys, method):
     out = tmp_path / "o.ply"
@@ -294,14 +286,12 @@ def test_sample_with_real_samplers(tmp_path, capsys, method):
         assert len(set(rows.tolist())) == 256
 
 
-@needs_samplers
 def test_sample_real_fps_writes_png(tmp_path):
     out = tmp_path / "fps.ply"
     assert cli.main(["sample", "-n", "128", "-o", str(out)]) == 0
     assert _png_size(out.with_suffix(".png")) == (1100, 550)
 
 
-@needs_samplers
 def test_sample_on_cuda_matches_cpu(tmp_path):
     if not deepscope.cuda_available():
         pytest.skip("no usable GPU")

@@ -593,7 +593,7 @@ def test_partial_clouds_paper_setting(rng):
     np.testing.assert_array_equal(patch.indices[:, :, 0], fps)
     np.testing.assert_array_equal(curve.indices[:, :, 0], fps)
     np.testing.assert_array_equal(patch.indices, ref.patches(points, fps, 512)[0])
-    table = ref.knn_table(points, 20, exclude_self=True)
+    table = ref.knn_table(points, 19, exclude_self=True)
     want = ref.random_walk(table, [1024, 1024], fps, 512, True, 3)[0]
     np.testing.assert_array_equal(curve.indices, want)
     np.testing.assert_array_equal(

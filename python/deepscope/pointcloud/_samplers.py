@@ -438,7 +438,6 @@ def random_walk_curves(
         cloud.view.array,
         k=k,
         query_lengths=cloud.lengths,
-        reference_lengths=cloud.lengths,
         exclude_self=True,
     )
     out, counts = _random_walk(
