@@ -18,6 +18,7 @@ from deepscope import cli, datasets, pointcloud
 pytest.importorskip("trimesh")
 pytest.importorskip("matplotlib")
 
+SAMPLERS = ("farthest_point_sample", "random_subsets", "partial_clouds")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
