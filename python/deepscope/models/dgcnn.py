@@ -62,7 +62,27 @@ def dense_knn(x: torch.Tensor, k: int) -> torch.Tensor:
             dist = torch.baddbmm(
                 sq[:, :, None] + sq[:, None, :], x, x.transpose(1, 2), alpha=-2.0
             ).clamp_(min=0.0)
-        return torch.sort(dist, dim=-1, stable=True).indices[..., :k].contiguous()
+        return _smallest_k(dist, k)
+
+
+def _smallest_k(dist: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the k smallest entries per row, sorted by (value, index).
+
+    ``topk`` is fast but picks arbitrarily among equal values; rows whose k-th
+    value is tied with an unselected entry are redone with a stable full sort.
+    """
+    values, indices = torch.topk(dist, k, dim=-1, largest=False, sorted=True)
+    kth = values[..., -1:]
+    tied = (dist <= kth).sum(dim=-1) > k
+
+    # Order the selection by index, then stably by value: (value, index) order.
+    indices = indices.sort(dim=-1).values
+    order = torch.sort(torch.gather(dist, -1, indices), dim=-1, stable=True).indices
+    indices = torch.gather(indices, -1, order)
+    if tied.any():
+        rows = torch.sort(dist[tied], dim=-1, stable=True).indices[..., :k]
+        indices[tied] = rows
+    return indices.contiguous()
 
 
 def _knn_indices(x: torch.Tensor, k: int) -> torch.Tensor:
