@@ -434,3 +434,34 @@ def test_pretrained_accuracy_on_fashion_mnist(name, count, threshold):
 def test_pretrained_rejects_unknown_names():
     with pytest.raises(ValueError, match="pointnet-fmnist"):
         models.pretrained("resnet")
+
+
+# ----------------------------------------------------------------------------
+# CUDA
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("arch", ["pointnet", "dgcnn"])
+def test_models_on_cuda_match_cpu(arch):
+    model = _small(arch).eval()
+    x = _points(3, 64)
+    expected_logits, expected_features = model.forward_features(x)
+    logits, features = model.cuda().forward_features(x.cuda())
+    torch.testing.assert_close(logits.cpu(), expected_logits, rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(features.cpu(), expected_features, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.cuda
+@needs_knn_kernel
+def test_dgcnn_kernel_knn_on_cuda_matches_dense():
+    torch.manual_seed(0)
+    dense = DGCNN(5, k=10, emb_dims=32, knn="torch").eval().cuda()
+    kernel = DGCNN(5, k=10, emb_dims=32, knn="auto").eval().cuda()
+    kernel.load_state_dict(dense.state_dict())
+    x = _points(3, 80).cuda()
+    for layer, dims in enumerate((3, 64, 64, 128)):
+        feats = x.transpose(1, 2) if layer == 0 else torch.randn(3, dims, 80).cuda()
+        assert torch.equal(
+            kernel.neighbours(feats, layer), dense.neighbours(feats, layer)
+        )
+    torch.testing.assert_close(kernel(x), dense(x), rtol=0, atol=0)
