@@ -1,13 +1,15 @@
-# The `deepscope` command: build facts (info) and point-cloud sampling (sample).
+# The `deepscope` command: build facts (info), sampling (sample), training (train).
 # SPDX-License-Identifier: MIT
 """The ``deepscope`` command line, built on the public API only.
 
 ``deepscope info [--json]`` describes the build and the machine;
 ``deepscope sample [INPUT] --method fps|random|patch|curve -n N -o OUT.ply``
 samples a real point set (the embedded bunny when INPUT is omitted) and
-writes the samples as PLY plus a PNG picture. Bad arguments and unreadable
-inputs end with a one-line message and exit status 2; a missing optional
-dependency ends with status 1.
+writes the samples as PLY plus a PNG picture;
+``deepscope train --model pointnet|dgcnn --data fashion-mnist|digits -o CKPT.pt``
+trains a point-cloud classifier (see :mod:`deepscope._cli_train`). Bad
+arguments and unreadable inputs end with a one-line message and exit status
+2; a missing optional dependency ends with status 1.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 import numpy as np
 
 import deepscope
+from deepscope._cli_train import add_train_command
 
 __all__ = ["main"]
 
@@ -152,6 +155,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="vertical axis of the picture (default: y for the bunny, else z)",
     )
     sample.set_defaults(run=_run_sample)
+    add_train_command(commands)
     return parser
 
 
