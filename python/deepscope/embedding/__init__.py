@@ -15,7 +15,9 @@ After Levi & Gilboa, "The Double-Ellipsoid Geometry of CLIP", ICML 2025
   :func:`gap_shift_divergence` - conformity divergence along the gap.
 * :func:`typicality_order`, :func:`conformity_outliers`,
   :func:`rerank_by_conformity`, :func:`hubness`, :class:`StreamingMoments`.
-* :func:`double_ellipsoid` - a seeded synthetic double-ellipsoid.
+* :func:`double_ellipsoid` - a seeded synthetic double-ellipsoid;
+  :func:`load_embeddings` (.npy / .npz / .pt); :func:`default_embeddings` - a
+  small real (NOT CLIP) embedding pair shipped with the package.
 
 The functions take raw features of any dual encoder (for example open_clip
 ``encode_image(x, normalize=False)``) as numpy, torch or cupy matrices.
@@ -38,6 +40,7 @@ from deepscope.embedding._geometry import (
     gap_shift_divergence,
     separability_probe,
 )
+from deepscope.embedding._io import EmbeddingPair, default_embeddings, load_embeddings
 from deepscope.embedding._synthetic import DoubleEllipsoid, double_ellipsoid
 from deepscope.embedding._uses import (
     StreamingMoments,
@@ -50,6 +53,7 @@ from deepscope.embedding._uses import (
 __all__ = [
     "ConformityEstimate",
     "DoubleEllipsoid",
+    "EmbeddingPair",
     "GapShift",
     "ModalityShell",
     "SeparabilityProbe",
@@ -57,11 +61,13 @@ __all__ = [
     "StreamingMoments",
     "conformity",
     "conformity_outliers",
+    "default_embeddings",
     "double_ellipsoid",
     "exact_conformity",
     "fit_conformity_estimate",
     "gap_shift_divergence",
     "hubness",
+    "load_embeddings",
     "pearson",
     "rerank_by_conformity",
     "separability_probe",
