@@ -404,3 +404,23 @@ def test_streaming_moments_match_batch(backend: Backend):
         _ = E.StreamingMoments().mean
     with pytest.raises(ValueError, match="D = 16"):
         s.update(np.ones((2, 3)))
+
+
+def test_finite_check_handles_overflowing_rows():
+    x = np.full((3, 4), 3e38, np.float32)  # finite, but row sums overflow
+    x[1] = 1.0
+    assert E.typicality_order(E.conformity(x)).shape == (3,)
+    x[2, 3] = np.inf
+    with pytest.raises(ValueError, match="row 2"):
+        E.conformity(x)
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e-12, 1e12, 1e30])
+def test_extreme_scales_float32(rng, scale):
+    x = _cloud(rng, 40, 6, dtype=np.float64)
+    expected = ref.conformity_reference(x)
+    x32 = (x * scale).astype(np.float32)
+    for fn in (E.exact_conformity, E.conformity):
+        np.testing.assert_allclose(fn(x32), expected, atol=2e-6)
+    est = E.fit_conformity_estimate(x32)
+    assert np.isfinite(est.predict(x32)).all()

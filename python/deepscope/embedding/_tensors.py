@@ -63,9 +63,16 @@ def as_matrix(
         raise ValueError(f"{name}: expected at least one row, got N = 0")
     if t.dtype not in _KEEP_DOUBLE:
         t = t.to(torch.float32)
-    if not bool(torch.isfinite(t).all()):
-        bad = int(torch.nonzero(~torch.isfinite(t).all(1))[0, 0])
-        raise ValueError(f"{name}: expected finite values, got NaN or inf in row {bad}")
+    # A NaN or inf makes its row sum non-finite; only such rows are inspected
+    # element by element (a finite row can also overflow its sum).
+    suspects = torch.nonzero(~torch.isfinite(t.sum(1))).flatten()
+    if suspects.numel():
+        bad = ~torch.isfinite(t[suspects]).all(1)
+        if bool(bad.any()):
+            row = int(suspects[bad][0])
+            raise ValueError(
+                f"{name}: expected finite values, got NaN or inf in row {row}"
+            )
     return t, framework
 
 
@@ -80,14 +87,26 @@ def back(t: torch.Tensor, framework: str) -> Any:
     return t
 
 
-def row_norms(t: torch.Tensor, block: int = 16384) -> torch.Tensor:
-    """(N,) float64 Euclidean norms of the rows of ``t`` computed in float64."""
-    out = torch.empty(t.shape[0], dtype=torch.float64, device=t.device)
-    for i0 in range(0, t.shape[0], block):
-        out[i0 : i0 + block] = torch.linalg.vector_norm(
-            t[i0 : i0 + block].to(torch.float64), dim=1
-        )
-    return out
+def row_norms(t: torch.Tensor) -> torch.Tensor:
+    """(N,) float64 Euclidean norms of the rows of ``t`` (computed in its dtype).
+
+    Float32 squares overflow above about 1e19 and underflow below 1e-19; rows
+    whose float32 norm falls outside a safe range are recomputed in float64.
+    """
+    norms = torch.linalg.vector_norm(t, dim=1).to(torch.float64)
+    if t.dtype == torch.float64:
+        return norms
+    unsafe = torch.nonzero(~((norms > 1e-15) & (norms < 1e15))).flatten()
+    if unsafe.numel():
+        norms[unsafe] = torch.linalg.vector_norm(t[unsafe].to(torch.float64), dim=1)
+    return norms
+
+
+def working(t: torch.Tensor, norms: torch.Tensor) -> torch.Tensor:
+    """``t``, or a float64 copy when float32 GEMVs on it could overflow."""
+    if t.dtype == torch.float32 and t.shape[0] and bool(norms.max() >= 1e15):
+        return t.to(torch.float64)
+    return t
 
 
 def check_nonzero_rows(norms: torch.Tensor, name: str) -> None:
