@@ -191,16 +191,21 @@ def _write_pngs(out_dir: Path, sets, shells, conformities, shift) -> None:
     written = []
 
     fig, ax = plt.subplots(figsize=(6, 4))
+    edges = np.histogram_bin_edges(
+        np.concatenate([s.centred_norms for s in shells]), 40
+    )
     for (name, _), shell in zip(sets, shells, strict=True):
-        ax.hist(shell.centred_norms, bins=40, alpha=0.6, label=name)
+        ax.hist(shell.centred_norms, bins=edges, alpha=0.6, label=name)
     ax.set(xlabel="centred norm |v - m|", ylabel="count", title="Shell thickness")
     ax.legend()
     written.append(_save(fig, out_dir / "conformity_centred_norms.png", plt))
 
     fig, ax = plt.subplots(figsize=(6, 4))
+    values = [c for c in conformities if len(c)]
+    edges = np.histogram_bin_edges(np.concatenate(values), 40) if values else 40
     for (name, _), c in zip(sets, conformities, strict=True):
         if len(c):
-            ax.hist(c, bins=40, alpha=0.6, label=name)
+            ax.hist(c, bins=edges, alpha=0.6, label=name)
     ax.set(xlabel="conformity (leave-one-out)", ylabel="count", title="Conformity")
     ax.legend()
     written.append(_save(fig, out_dir / "conformity_hist.png", plt))
