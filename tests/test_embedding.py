@@ -424,3 +424,32 @@ def test_extreme_scales_float32(rng, scale):
         np.testing.assert_allclose(fn(x32), expected, atol=2e-6)
     est = E.fit_conformity_estimate(x32)
     assert np.isfinite(est.predict(x32)).all()
+
+
+@pytest.mark.parametrize(("h", "w"), [(0, 5), (1, 1), (3, 7), (5, 4), (33, 130)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tile_sums_kernel_adds_float64_sums(rng, h, w, dtype):
+    from deepscope import _core
+
+    tile = rng.normal(size=(h, w)).astype(dtype)
+    rows = np.full(h, 0.5)
+    cols = np.full(w, -1.0)
+    _core.tile_sums(
+        tile.ctypes.data,
+        np.dtype(dtype).name,
+        h,
+        w,
+        rows.ctypes.data,
+        cols.ctypes.data,
+        -1,
+    )
+    t64 = tile.astype(np.float64)
+    np.testing.assert_allclose(rows, 0.5 + t64.sum(1), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(cols, -1.0 + t64.sum(0), rtol=1e-13, atol=1e-13)
+    only_rows = np.zeros(h)
+    _core.tile_sums(
+        tile.ctypes.data, np.dtype(dtype).name, h, w, only_rows.ctypes.data, 0, -1
+    )
+    np.testing.assert_allclose(only_rows, t64.sum(1), rtol=1e-13, atol=1e-13)
+    with pytest.raises(ValueError, match="CPU tile"):
+        _core.tile_sums(tile.ctypes.data, "float32", h, w, rows.ctypes.data, 0, 0)

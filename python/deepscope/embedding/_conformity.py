@@ -120,6 +120,31 @@ def _tile(buffer: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch
     return torch.mm(rows, cols.T, out=out)
 
 
+def _reduce(tile: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor | None) -> None:
+    """Adds the row (and column) sums of a tile into float64 accumulators.
+
+    CPU tiles go through the fused C++ pass (one read, float64 additions);
+    GPU tiles are reduced by torch in the tile dtype, then accumulated in
+    float64.
+    """
+    if tile.device.type == "cpu":
+        from deepscope import _core
+
+        _core.tile_sums(
+            tile.data_ptr(),
+            "float64" if tile.dtype == torch.float64 else "float32",
+            tile.shape[0],
+            tile.shape[1],
+            rows.data_ptr(),
+            0 if cols is None else cols.data_ptr(),
+            -1,
+        )
+        return
+    rows += tile.sum(1).to(torch.float64)
+    if cols is not None:
+        cols += tile.sum(0).to(torch.float64)
+
+
 def exact_conformity(
     embeddings: Any,
     reference: Any | None = None,
@@ -132,10 +157,10 @@ def exact_conformity(
     ``C_j = sum_k cos(v_j, v_k) / n`` over the reference rows ``k``; with
     ``leave_one_out`` the term ``k = j`` is dropped and ``n = N - 1``. Each
     tile of cosines is one GEMM of unit rows (float32 for float16 / bfloat16 /
-    float32 inputs, float64 for float64); each tile is reduced in the GEMM
-    dtype (torch's cascaded sums, at most ``block`` terms) and the tile sums
-    are accumulated in float64. (A float64 reduction of every tile would cost
-    half as much again as the GEMM itself.)
+    float32 inputs, float64 for float64); on the CPU a fused C++ pass reads
+    each tile once and adds its row and column sums in float64, on a GPU
+    torch reduces the tile in its dtype and the tile sums are accumulated in
+    float64.
     When ``reference`` is None only the tiles on and above the diagonal are
     formed and each is reduced along both axes (half the flops).
     Runs on the device of the inputs (CPU or CUDA; CuPy through DLPack).
@@ -184,11 +209,11 @@ def exact_conformity(
             for j0 in range(i0, n, block):
                 j1 = min(j0 + block, n)
                 tile = _tile(buffer, rows, u[j0:j1])
-                sums[i0:i1] += tile.sum(1).to(torch.float64)
                 if j0 == i0:
                     self_terms[i0:i1] = tile.diagonal().to(torch.float64)
+                    _reduce(tile, sums[i0:i1], None)
                 else:
-                    sums[j0:j1] += tile.sum(0).to(torch.float64)
+                    _reduce(tile, sums[i0:i1], sums[j0:j1])
         if loo:
             result = (sums - self_terms) / (n - 1)
         else:
@@ -207,7 +232,7 @@ def exact_conformity(
         i1 = min(i0 + block, x.shape[0])
         for j0 in range(0, r.shape[0], block):
             tile = _tile(buffer, u[i0:i1], ur[j0 : j0 + block])
-            sums[i0:i1] += tile.sum(1).to(torch.float64)
+            _reduce(tile, sums[i0:i1], None)
     return back((sums / r.shape[0]).to(x.dtype), framework)
 
 
