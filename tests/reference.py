@@ -331,3 +331,27 @@ def farthest_point_sample_reference(
             break
         sel, sel_distance = nxt, float(mind[nxt])
     return np.asarray(indices, np.int64), np.asarray(distances)
+
+
+# ----------------------------------------------------------------------------
+# Embedding conformity (deepscope.embedding): float64 brute force.
+
+
+def conformity_reference(
+    embeddings: np.ndarray, reference: np.ndarray | None = None, loo: bool = True
+) -> np.ndarray:
+    """Average cosine similarity of each row to the reference rows (float64).
+
+    With ``reference`` None the set is its own reference; ``loo`` drops the
+    self pair and divides by N - 1. The full cosine matrix is formed.
+    """
+    x = np.asarray(embeddings, dtype=np.float64)
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    if reference is None:
+        cos = x @ x.T
+        if loo:
+            return (cos.sum(1) - np.diag(cos)) / (x.shape[0] - 1)
+        return cos.mean(1)
+    r = np.asarray(reference, dtype=np.float64)
+    r = r / np.linalg.norm(r, axis=1, keepdims=True)
+    return (x @ r.T).mean(1)

@@ -1,0 +1,89 @@
+# Tests of the `deepscope conformity` command and the embedding file loaders.
+# SPDX-License-Identifier: MIT
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+import torch
+
+import deepscope.embedding as E
+from deepscope._cli_conformity import add_conformity_command
+
+
+def _run(argv):
+    parser = argparse.ArgumentParser(prog="deepscope")
+    add_conformity_command(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["conformity", *argv])
+    return args.run(args)
+
+
+def test_default_runs_with_no_arguments(tmp_path, capsys):
+    assert _run(["--out-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "NOT CLIP" in out
+    assert "[image] N = 300, D = 256" in out
+    assert "Pearson r with exact" in out
+    assert "most typical" in out
+    assert "smallest at alpha = 0" in out
+    for name in ("centred_norms", "hist", "gap_shift"):
+        png = tmp_path / f"conformity_{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_files_and_text(tmp_path, capsys):
+    d = E.double_ellipsoid(120, 100, 16, seed=0)
+    np.save(tmp_path / "img.npy", d.image)
+    torch.save({"feats": torch.from_numpy(d.text)}, tmp_path / "txt.pt")
+    argv = [str(tmp_path / "img.npy"), "--text", str(tmp_path / "txt.pt")]
+    assert _run([*argv, "--no-png", "--top", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "[text] N = 100, D = 16" in out
+    assert "linear probe:" in out
+    assert not list(tmp_path.glob("*.png"))
+    assert _run([str(tmp_path / "img.npy"), "--no-png"]) == 0
+    assert "[modality gap]" not in capsys.readouterr().out
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="--text"):
+        _run(["--text", "x.npy"])
+    with pytest.raises(ValueError, match="--top"):
+        _run(["--top", "-1", "--no-png"])
+    with pytest.raises(FileNotFoundError):
+        _run([str(tmp_path / "missing.npy")])
+
+
+def test_default_embeddings_is_small_and_real():
+    pair = E.default_embeddings()
+    assert pair.image.shape == pair.text.shape == (300, 256)
+    assert pair.image.dtype == np.float16
+    assert len(pair.image_labels) == 300
+    assert "NOT CLIP" in pair.description
+    assert np.isfinite(pair.image.astype(np.float32)).all()
+
+
+def test_load_embeddings_formats(tmp_path):
+    x = np.arange(12, dtype=np.float32).reshape(4, 3) + 1
+    np.save(tmp_path / "a.npy", x)
+    np.savez(tmp_path / "b.npz", embeddings=x, labels=np.arange(4))
+    np.savez(tmp_path / "c.npz", image=x, text=x * 2)
+    torch.save(torch.from_numpy(x).to(torch.bfloat16), tmp_path / "d.pt")
+    np.testing.assert_array_equal(E.load_embeddings(tmp_path / "a.npy"), x)
+    np.testing.assert_array_equal(E.load_embeddings(tmp_path / "b.npz"), x)
+    np.testing.assert_array_equal(E.load_embeddings(tmp_path / "c.npz", "text"), 2 * x)
+    np.testing.assert_array_equal(E.load_embeddings(tmp_path / "c.npz"), x)
+    d = E.load_embeddings(tmp_path / "d.pt")
+    assert d.dtype == np.float32
+    assert d.shape == (4, 3)
+    with pytest.raises(ValueError, match="key"):
+        E.load_embeddings(tmp_path / "c.npz", "nope")
+    np.save(tmp_path / "e.npy", np.arange(4))
+    with pytest.raises(ValueError, match="2-D floating"):
+        E.load_embeddings(tmp_path / "e.npy")
+    (tmp_path / "f.txt").write_text("1 2")
+    with pytest.raises(ValueError, match=".npy, .npz or .pt"):
+        E.load_embeddings(tmp_path / "f.txt")
+    with pytest.raises(FileNotFoundError):
+        E.load_embeddings(tmp_path / "none.npy")
