@@ -149,3 +149,49 @@ def test_torch_cuda_stream_is_callers_current_stream():
         view = _arrays.prepare(torch.zeros(2, 3, device=device), "points")
     assert view.device == 0
     assert view.stream == stream.cuda_stream
+
+
+@pytest.mark.parametrize("scale", [1e160, 1e-170])
+def test_coordinates_outside_float64_distance_range_rejected(rng, scale):
+    from deepscope import pointcloud as pc
+
+    points = rng.standard_normal((20, 3)) * scale
+    with pytest.raises(ValueError, match="points: expected coordinates with"):
+        pc.farthest_point_sample(points, 5)
+    with pytest.raises(ValueError, match="query: expected coordinates with"):
+        pc.knn(points, k=3)
+
+
+def test_coordinates_at_the_range_limits_accepted(rng):
+    from deepscope import pointcloud as pc
+
+    points = rng.standard_normal((20, 3))
+    points /= np.abs(points).max()
+    for scale in (1e149, 1e-149):
+        got = to_numpy(pc.knn(points * scale, k=3).indices)
+        want = to_numpy(pc.knn(points, k=3).indices)
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("name", ["channels_first", "exclude_self", "squared"])
+def test_flags_must_be_booleans(rng, name):
+    from deepscope import pointcloud as pc
+
+    points = rng.standard_normal((20, 3))
+    with pytest.raises(ValueError, match=f"{name}: expected True or False"):
+        pc.knn(points, k=2, **{name: "no"})
+
+
+def test_integer_python_lists_are_coordinates():
+    from deepscope import pointcloud as pc
+
+    result = pc.knn([[0, 0, 0], [1, 1, 1], [3, 3, 3]], k=2)
+    np.testing.assert_array_equal(result.indices, [[0, 1], [1, 0], [2, 1]])
+
+
+@pytest.mark.parametrize("seed", [1.5, "a", -1])
+def test_fps_bad_seed_names_the_argument(rng, seed):
+    from deepscope import pointcloud as pc
+
+    with pytest.raises(ValueError, match="seed: expected"):
+        pc.farthest_point_sample(rng.standard_normal((10, 3)), 3, seed=seed)

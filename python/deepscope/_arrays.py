@@ -28,6 +28,8 @@ import numpy as np
 __all__ = [
     "ArgumentTypeError",
     "View",
+    "check_coordinates",
+    "flag",
     "check_finite",
     "empty",
     "framework_of",
@@ -184,6 +186,9 @@ def prepare(
             ) from None
         if x.dtype == object:
             raise ArgumentTypeError(f"{name}: expected a numeric array, got objects")
+        if kind == "float" and (x.dtype.kind in "iu"):
+            # Python lists of integers are coordinates too; arrays are not cast.
+            x = x.astype(np.float64)
         framework = "numpy"
 
     if ndim is not None and x.ndim not in ndim:
@@ -224,6 +229,16 @@ def prepare(
     array = _contiguous(x, framework, target)
     stream = current_stream(framework, device)
     return View(array, framework, target, device, stream)
+
+
+def flag(value: Any, name: str) -> bool:
+    """``value`` as a bool; anything but True/False raises ValueError.
+
+    Keeps a mistyped flag (``channels_first="no"``) from being read as True.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ArgumentTypeError(f"{name}: expected True or False, got {value!r}")
 
 
 def _device_str(device: int) -> str:
@@ -316,3 +331,58 @@ def check_finite(view: View, name: str) -> None:
         ok = bool(cupy.isfinite(a).all())
     if not ok:
         raise ValueError(f"{name}: expected finite values, found NaN or inf")
+
+
+#: Largest coordinate magnitude whose squared distances stay finite in float64
+#: (a squared difference of 2e150 in each of up to 1e6 dimensions is < 1e308).
+COORDINATE_MAX = 1e150
+#: Smallest extent whose squared distances do not underflow in float64.
+COORDINATE_MIN = 1e-150
+
+
+def check_coordinates(view: View, name: str, lengths: np.ndarray | None = None) -> None:
+    """Raises ValueError unless the valid points of ``view`` are usable.
+
+    Usable means finite, and within the range where squared distances
+    computed in float64 neither overflow (|x| <= 1e150) nor all underflow
+    (a cloud whose largest nonzero |x| is below 1e-150). Outside it a
+    distance kernel would silently return a wrong order.
+
+    Args:
+        view: points ``(N, D)`` or ``(B, N, D)``.
+        name: the argument name for messages.
+        lengths: optional ``(B,)`` host integers; points at or past
+            ``lengths[b]`` are padding and are not checked.
+    """
+    a = view.array
+    if view.framework == "torch":
+        peak = a.abs().amax(dim=-1) if a.numel() else a.sum(dim=-1)
+    elif view.framework == "cupy":
+        import cupy
+
+        peak = cupy.abs(a).max(axis=-1) if a.size else a.sum(axis=-1)
+    else:
+        peak = np.abs(a).max(axis=-1) if a.size else a.sum(axis=-1)
+    peak = np.asarray(to_numpy(peak), dtype=np.float64)
+    if lengths is not None:
+        peak = peak.reshape(len(lengths), -1)
+        valid = np.arange(peak.shape[1])[None, :] < np.asarray(lengths)[:, None]
+        peak = peak[valid]
+    peak = peak.ravel()
+    if peak.size == 0:
+        return
+    if not np.isfinite(peak).all():
+        raise ValueError(f"{name}: expected finite values, found NaN or inf")
+    largest = float(peak.max())
+    if largest > COORDINATE_MAX:
+        raise ValueError(
+            f"{name}: expected coordinates with |x| <= {COORDINATE_MAX:g} (float64 "
+            f"squared distances overflow beyond), got {largest:.3g}; rescale the "
+            "points"
+        )
+    if 0.0 < largest < COORDINATE_MIN:
+        raise ValueError(
+            f"{name}: expected coordinates with |x| >= {COORDINATE_MIN:g} somewhere "
+            f"(float64 squared distances underflow to 0 below), got at most "
+            f"{largest:.3g}; rescale the points"
+        )

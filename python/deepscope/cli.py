@@ -7,7 +7,8 @@
 samples a real point set (the embedded bunny when INPUT is omitted) and
 writes the samples as PLY plus a PNG picture;
 ``deepscope train --model pointnet|dgcnn --data fashion-mnist|digits -o CKPT.pt``
-trains a point-cloud classifier (see :mod:`deepscope._cli_train`). Bad
+trains a point-cloud classifier (see :mod:`deepscope._cli_train`);
+``deepscope conformity [EMB]`` analyses embedding geometry. Bad
 arguments and unreadable inputs end with a one-line message and exit status
 2; a missing optional dependency ends with status 1.
 """
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 
 import deepscope
+from deepscope._cli_conformity import add_conformity_command
 from deepscope._cli_train import add_train_command
 
 __all__ = ["main"]
@@ -156,6 +158,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     sample.set_defaults(run=_run_sample)
     add_train_command(commands)
+    add_conformity_command(commands)
     return parser
 
 

@@ -138,6 +138,7 @@ def _prepare_features(features: Any, channels_last: bool) -> _Features:
         ):
             features, channels_last = swapped, not channels_last
 
+    channels_last = _arrays.flag(channels_last, "channels_last")
     view = _arrays.prepare(features, "features", ndim=(2, 3))
     batched = len(view.shape) == 3
     shape = view.shape if batched else (1, *view.shape)

@@ -97,7 +97,7 @@ def farthest_point_sample(
             that does not match; ``start_index`` outside ``[0, lengths[b])``;
             both ``start_index`` and ``seed`` given.
     """
-    if channels_first:
+    if _arrays.flag(channels_first, "channels_first"):
         points = _swap_last_axes(points)
     view = _arrays.prepare(points, "points", ndim=(2, 3))
     unbatched = len(view.shape) == 2
@@ -106,7 +106,7 @@ def farthest_point_sample(
         raise ValueError(
             f"points: expected at least 1 coordinate per point, got shape {view.shape}"
         )
-    _arrays.check_finite(view, "points")
+    _arrays.check_coordinates(view, "points")
 
     # Per-cloud lengths, sample counts and starts, validated on the host.
     if lengths is None:
@@ -127,7 +127,7 @@ def farthest_point_sample(
         )
     K = int(requested.max()) if B > 0 else _scalar_or_zero(n_samples)
     too_many = requested > n_points
-    if too_many.any() and not allow_fewer:
+    if too_many.any() and not _arrays.flag(allow_fewer, "allow_fewer"):
         b = int(np.flatnonzero(too_many)[0])
         raise ValueError(
             f"n_samples: expected n_samples <= {int(n_points[b])} (points in "
@@ -235,6 +235,12 @@ def _starts(start_index: Any, seed: Any, n_points: np.ndarray, B: int) -> np.nda
             )
         return np.where(n_points > 0, starts, 0).astype(np.int64)
     if seed is not None:
-        rng = np.random.default_rng(seed)
+        try:
+            rng = np.random.default_rng(seed)
+        except (TypeError, ValueError) as exc:
+            raise ArgumentTypeError(
+                f"seed: expected a non-negative int, a SeedSequence or a numpy "
+                f"Generator, got {seed!r} ({exc})"
+            ) from None
         return rng.integers(0, np.maximum(n_points, 1)).astype(np.int64)
     return np.zeros(B, dtype=np.int64)

@@ -226,27 +226,6 @@ def _lengths(
     return view, host
 
 
-def _check_finite_prefix(view: View, lengths: np.ndarray, name: str) -> None:
-    """Raises when a valid (unpadded) point holds NaN or inf."""
-    a = view.array
-    if view.framework == "torch":
-        import torch
-
-        finite = torch.isfinite(a).all(dim=-1)
-    elif view.framework == "cupy":
-        import cupy
-
-        finite = cupy.isfinite(a).all(axis=-1)
-    else:
-        finite = np.isfinite(a).all(axis=-1)
-    finite = np.asarray(_arrays.to_numpy(finite))
-    if finite.all():
-        return
-    valid = np.arange(finite.shape[1])[None, :] < lengths[:, None]
-    if not finite[valid].all():
-        raise ValueError(f"{name}: expected finite values, found NaN or inf")
-
-
 def _search(
     query: Any,
     reference: Any,
@@ -263,7 +242,7 @@ def _search(
     from deepscope import _core
 
     # Layout and framework: both inputs as contiguous (B, *, D) views.
-    if channels_first:
+    if _arrays.flag(channels_first, "channels_first"):
         query = _channels_last(query)
         if reference is not None:
             reference = _channels_last(reference)
@@ -278,7 +257,7 @@ def _search(
             )
         r = q
     else:
-        if exclude_self:
+        if _arrays.flag(exclude_self, "exclude_self"):
             raise ValueError(
                 "exclude_self: only valid for a self-query (reference=None)"
             )
@@ -316,9 +295,9 @@ def _search(
     else:
         rl_view, rl = _lengths(reference_lengths, "reference_lengths", q, B, N, batched)
     if B * M * D:
-        _check_finite_prefix(_reshaped(q, (B, M, D)), ql, "query")
+        _arrays.check_coordinates(_reshaped(q, (B, M, D)), "query", ql)
     if not self_query and B * N * D:
-        _check_finite_prefix(_reshaped(r, (B, N, D)), rl, "reference")
+        _arrays.check_coordinates(_reshaped(r, (B, N, D)), "reference", rl)
 
     # Outputs in the caller's framework and device, then the kernel.
     indices = _arrays.empty(q, (B, M, k), "int64")
@@ -337,8 +316,8 @@ def _search(
             k,
             max_d2,
             self_query,
-            bool(exclude_self),
-            bool(squared),
+            _arrays.flag(exclude_self, "exclude_self"),
+            _arrays.flag(squared, "squared"),
             _arrays.data_ptr(indices),
             _arrays.data_ptr(distances),
             _arrays.data_ptr(counts),

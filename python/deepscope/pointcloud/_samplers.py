@@ -27,9 +27,10 @@ from deepscope import _core
 from deepscope._arrays import (
     View,
     as_array,
-    check_finite,
+    check_coordinates,
     data_ptr,
     empty,
+    flag,
     framework_of,
     full,
     prepare,
@@ -144,7 +145,7 @@ class _Cloud(NamedTuple):
 
 
 def _prepare_cloud(points: Any, lengths: Any, channels_first: bool) -> _Cloud:
-    if channels_first:
+    if flag(channels_first, "channels_first"):
         points = _swap_last_axes(points)
     view = prepare(points, "points", kind="float", ndim=(2, 3))
     batched = len(view.shape) == 3
@@ -157,7 +158,7 @@ def _prepare_cloud(points: Any, lengths: Any, channels_first: bool) -> _Cloud:
         raise ValueError(
             f"points: expected at least one coordinate, got shape {view.shape}"
         )
-    check_finite(view, "points")
+    check_coordinates(view, "points")
     host = _lengths_arg(lengths, B, N)
     return _Cloud(view, batched, host, as_array(view, host, "int64"))
 
@@ -236,7 +237,7 @@ def _random_walk(
     out = empty(table, (B, A, length), "int64")
     counts = empty(table, (B, A), "int64")
     visited = stack = None
-    if table.is_cuda and not allow_revisits:
+    if table.is_cuda and not flag(allow_revisits, "allow_revisits"):
         visited = empty(table, (max(B * A * ((N + 63) // 64), 1),), "int64")
         stack = empty(table, (max(B * A * length, 1),), "int64")
     _core.random_walk(
@@ -545,7 +546,7 @@ def partial_clouds(
             f"got {method!r}"
         )
     size = _int_arg(PAPER_DEFAULTS[method] if size is None else size, "size")
-    if channels_first:
+    if flag(channels_first, "channels_first"):
         points = _swap_last_axes(points)
 
     if method == "random":
