@@ -432,8 +432,9 @@ def _batch_setup(data: Data, quick: bool) -> _BatchState:
 
     rng = np.random.default_rng(0)
     scan = data.scan
+    small = len(scan) < 1024  # only for tiny test data
     clouds = np.stack(
-        [scan[rng.choice(len(scan), 1024, replace=False)] for _ in range(32)]
+        [scan[rng.choice(len(scan), 1024, replace=small)] for _ in range(32)]
     )
     clouds = clouds - clouds.mean(axis=1, keepdims=True)
     clouds /= np.linalg.norm(clouds, axis=2).max(axis=1)[:, None, None]

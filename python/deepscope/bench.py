@@ -335,8 +335,7 @@ def measure(
         fn()
         call = time.perf_counter() - t0
         if call > budget:
-            times.append(call)
-            break
+            return _timing([call], scale)  # too slow to repeat: one round
     least = 3 if call < budget / 2 else 1
     started = time.perf_counter()
     while len(times) < least or (
@@ -347,6 +346,10 @@ def measure(
         times.append(time.perf_counter() - t0)
         if len(times) == 1 and times[0] > budget:
             break
+    return _timing(times, scale)
+
+
+def _timing(times: list[float], scale: float) -> Timing:
     scaled = [t * scale for t in times]
     q1, q3 = np.percentile(scaled, [25, 75]) if len(scaled) > 1 else (0.0, 0.0)
     return Timing(statistics.median(scaled), float(q3 - q1), len(scaled), tuple(scaled))
