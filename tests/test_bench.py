@@ -51,10 +51,12 @@ def tiny_workload():
             setup=setup,
             candidates=(
                 bench.Candidate("deepscope fps", ours),
-                bench.Candidate("sleep 4 ms", slower, note="a fake peer", scale=2.0),
+                bench.Candidate(
+                    "sleep 4 ms", slower, peer="numpy", note="a fake peer", scale=2.0
+                ),
                 bench.Candidate("missing peer", slower, peer="pytorch3d"),
-                bench.Candidate("slow one", slower, slow=True),
-                bench.Candidate("broken", broken),
+                bench.Candidate("slow one", slower, peer="numpy", slow=True),
+                bench.Candidate("broken", broken, peer="numpy"),
             ),
         )
     )
@@ -115,6 +117,11 @@ def test_builtin_workloads_are_registered():
     for workload in bench.workloads():
         assert workload.candidates[0].peer is None  # deepscope first
         assert all(c.peer is None or c.peer in bench.PEERS for c in workload.candidates)
+        # Only deepscope's own candidates have no peer (they set the ratios).
+        assert all(
+            c.name.startswith("deepscope") == (c.peer is None)
+            for c in workload.candidates
+        )
 
 
 def test_builtin_importance_workload_runs_quickly(tiny_data):

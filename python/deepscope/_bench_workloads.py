@@ -165,7 +165,9 @@ register(
                 "torch-cluster fps (float32)", _torch_cluster_fps, "torch-cluster"
             ),
             Candidate("pytorch3d sample_farthest_points", _pytorch3d_fps, "pytorch3d"),
-            Candidate("numpy columnar loop (float32)", _numpy_fps, slow=True),
+            Candidate(
+                "numpy columnar loop (float32)", _numpy_fps, peer="numpy", slow=True
+            ),
         ),
     )
 )
@@ -515,7 +517,7 @@ register(
         setup=_batch_setup,
         candidates=(
             Candidate("deepscope random_subsets", _ours_random),
-            Candidate("numpy argsort of random keys", _numpy_random),
+            Candidate("numpy argsort of random keys", _numpy_random, peer="numpy"),
             Candidate("torch argsort of random keys", _torch_random, peer="torch"),
         ),
     )

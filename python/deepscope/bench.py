@@ -70,6 +70,7 @@ PEERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "pytorch3d": ("pytorch3d", ("pytorch3d",)),
     "torch-cluster": ("torch_cluster", ("torch-cluster", "torch_cluster")),
     "torch": ("torch", ("torch",)),
+    "numpy": ("numpy", ("numpy",)),
 }
 
 #: Timing policy per mode: warm-up calls, most rounds, seconds per candidate.
@@ -91,7 +92,7 @@ class Candidate:
             callable that is timed (it must finish its work, e.g. synchronise
             CUDA, before returning).
         peer: None for deepscope, else a key of :data:`PEERS` whose package
-            must be installed.
+            must be installed (plain NumPy code is the peer ``"numpy"``).
         slow: skipped by quick runs (takes seconds per call).
         scale: the timed callable does ``1 / scale`` of the work (e.g. 10 %
             of the queries of a brute-force peer); times are multiplied by it.
