@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 
+import deepscope
 from deepscope import importance, pointcloud
 
 torch = pytest.importorskip("torch")
@@ -173,22 +174,34 @@ class _GroupNet(torch.nn.Module):
         return logits, fps.indices, nn.indices, stats.norms, stats.counts, stats.entropy
 
 
-def _check_compiled(backend: str):
+def _check_compiled(backend: str, device: str = "cpu", dynamic: bool = False):
     torch._dynamo.reset()
-    model = _GroupNet().eval()
-    points = _cloud(B=2, N=256)
+    model = _GroupNet().eval().to(device)
+    points = _cloud(B=2, N=256).to(device)
+    other = _cloud(B=3, N=300, seed=5).to(device)
     with torch.no_grad():
         expected = model(points)
-        compiled = torch.compile(model, backend=backend, fullgraph=True, dynamic=False)
+        compiled = torch.compile(
+            model, backend=backend, fullgraph=True, dynamic=dynamic
+        )
         got = compiled(points)
-        again = compiled(_cloud(B=2, N=256, seed=5))
-    for g, e in zip(got, expected, strict=True):
-        torch.testing.assert_close(g, e)
-    torch.testing.assert_close(again[0], model(_cloud(B=2, N=256, seed=5))[0])
+        again = compiled(other)
+        for g, e in zip(got, expected, strict=True):
+            torch.testing.assert_close(g, e)
+        for g, e in zip(again, model(other), strict=True):
+            torch.testing.assert_close(g, e)
 
 
-def test_compile_fullgraph_aot_eager():
-    _check_compiled("aot_eager")
+@pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
+def test_compile_fullgraph_aot_eager(dynamic):
+    _check_compiled("aot_eager", dynamic=dynamic)
+
+
+@pytest.mark.cuda
+def test_compile_fullgraph_cuda():
+    if not torch.cuda.is_available() or not deepscope.cuda_available():
+        pytest.skip("no usable CUDA GPU")
+    _check_compiled("aot_eager", device="cuda")
 
 
 # Inductor generates and compiles C++ (about a minute on two busy cores with
