@@ -33,7 +33,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -460,7 +460,7 @@ def run(
         mode="quick" if quick else "full",
         data=data.source,
         real_data=data.real,
-        peers={peer: version for peer, version in peers.items()},
+        peers=dict(peers),
         policy=policy,
     )
 
@@ -478,7 +478,7 @@ def run(
         best = min(ours) if ours else None
         for row in rows:
             if best and row.timing is not None:
-                row = Result(**{**row.__dict__, "ratio": row.timing.median / best})
+                row = replace(row, ratio=row.timing.median / best)
             results.append(row)
         del state
         gc.collect()
