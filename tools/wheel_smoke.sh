@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Builds the deepscope wheel, installs it into a fresh venv and smoke-tests it.
+# Builds the deepscope wheel, installs it into a fresh venv and smoke-tests it (Linux).
 # SPDX-License-Identifier: MIT
 #
 # Usage: tools/wheel_smoke.sh [OUTDIR]         (default OUTDIR: dist)
+#        tools/wheel_smoke.sh --wheel FILE.whl  (test a wheel built elsewhere)
 #
 # 1. `pip wheel --no-build-isolation` into OUTDIR, with a persistent build
 #    folder (build/wheel-cuda-auto or build/wheel-cpu), so a second run only
@@ -19,6 +20,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+given=""
+if [ "${1:-}" = --wheel ]; then
+  given=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
+  [ -f "$given" ] || { echo "error: no wheel $2" >&2; exit 2; }
+  set -- "$(dirname "$given")"
+fi
 out=$(mkdir -p "${1:-dist}" && cd "${1:-dist}" && pwd)
 py=${PYTHON:-python}
 mode=${DEEPSCOPE_CUDA:-AUTO}
@@ -28,19 +35,24 @@ scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 t0=$(date +%s)
 
-echo "== build ($mode) into $out"
-rm -f "$out"/deepscope-*.whl
-if $py -c "import scikit_build_core, pybind11" 2>/dev/null; then
-  $py -m pip wheel -q --no-deps --no-build-isolation -w "$out" \
-    -Cbuild-dir="$build_dir" . >"$scratch/build.log" 2>&1 \
-    || { tail -40 "$scratch/build.log"; exit 1; }
+if [ -n "$given" ]; then
+  wheel=$given
+  echo "== testing the given wheel $(basename "$wheel")"
 else
-  $py -m pip wheel -q --no-deps -w "$out" . >"$scratch/build.log" 2>&1 \
-    || { tail -40 "$scratch/build.log"; exit 1; }
+  echo "== build ($mode) into $out"
+  rm -f "$out"/deepscope-*.whl
+  if $py -c "import scikit_build_core, pybind11" 2>/dev/null; then
+    $py -m pip wheel -q --no-deps --no-build-isolation -w "$out" \
+      -Cbuild-dir="$build_dir" . >"$scratch/build.log" 2>&1 \
+      || { tail -40 "$scratch/build.log"; exit 1; }
+  else
+    $py -m pip wheel -q --no-deps -w "$out" . >"$scratch/build.log" 2>&1 \
+      || { tail -40 "$scratch/build.log"; exit 1; }
+  fi
+  wheel=$(ls "$out"/deepscope-*.whl)
 fi
-wheel=$(ls "$out"/deepscope-*.whl)
 t1=$(date +%s)
-echo "built $(basename "$wheel") ($(du -h "$wheel" | cut -f1)) in $((t1 - t0)) s"
+echo "wheel $(basename "$wheel") ($(du -h "$wheel" | cut -f1)), built in $((t1 - t0)) s"
 
 echo "== shared libraries of the extension"
 mkdir "$scratch/unpacked"
