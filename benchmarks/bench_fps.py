@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from _data import autzen_100k, stanford_bunny
 
-from deepscope._bench_workloads import numpy_columnar_fps
+from deepscope._bench_workloads import numpy_columnar_fps, torch_loop_fps
 from deepscope.pointcloud import farthest_point_sample
 
 HAS_FPSAMPLE = importlib.util.find_spec("fpsample") is not None
@@ -105,24 +105,6 @@ def _torch_cuda():
     if not deepscope.cuda_available():
         pytest.skip("deepscope built without CUDA")
     return torch
-
-
-def torch_loop_fps(points, k: int):
-    """Plain batched torch FPS on the GPU (float64 minima, first max wins)."""
-    import torch
-
-    B, N, _ = points.shape
-    mind = torch.full((B, N), float("inf"), dtype=torch.float64, device=points.device)
-    out = torch.empty((B, k), dtype=torch.int64, device=points.device)
-    sel = torch.zeros(B, dtype=torch.int64, device=points.device)
-    rows = torch.arange(B, device=points.device)
-    p64 = points.double()
-    for i in range(k):
-        out[:, i] = sel
-        diff = p64 - p64[rows, sel][:, None, :]
-        mind = torch.minimum(mind, (diff * diff).sum(-1))
-        sel = mind.argmax(1)
-    return out
 
 
 @pytest.mark.parametrize(

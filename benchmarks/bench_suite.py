@@ -22,6 +22,7 @@ import pytest
 from deepscope import bench
 
 PEERS = bench.installed_peers()
+GPU = bench._cuda_usable()
 CASES = [
     pytest.param(workload, candidate, id=f"{workload.name}-{candidate.name}")
     for workload in bench.workloads()
@@ -42,6 +43,8 @@ def _state(name: str):
 
 @pytest.mark.parametrize(("workload", "candidate"), CASES)
 def test_workload(benchmark, workload, candidate):
+    if workload.cuda and not GPU:
+        pytest.skip("no usable CUDA GPU")
     if candidate.peer is not None and PEERS.get(candidate.peer) is None:
         pytest.skip(f"{candidate.peer} not installed")
     data = _data()

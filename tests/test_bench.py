@@ -191,3 +191,12 @@ def test_cli_rejects_bad_arguments(tmp_path):
     args = _parser().parse_args(["bench", "--data", str(tmp_path / "missing")])
     with pytest.raises(ValueError, match="--data"):
         args.run(args)
+
+
+def test_cuda_workloads_skip_without_a_gpu(tiny_data):
+    if bench._cuda_usable():
+        pytest.skip("a GPU is usable here; the CUDA workloads run instead")
+    report = bench.run(quick=True, only=["cuda-fps", "cuda-knn"], data=tiny_data)
+    assert report.results
+    assert all(r.status == "skipped" for r in report.results)
+    assert "skipped: needs a usable CUDA GPU" in bench.format_table(report)

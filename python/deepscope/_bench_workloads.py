@@ -2,6 +2,10 @@
 # SPDX-License-Identifier: MIT
 """Workloads: FPS, kNN, ball query, EPiC samplers, point importance.
 
+CPU workloads run everywhere; the ``cuda-*`` workloads (FPS, kNN and
+importance on torch CUDA tensors, beside torch, PyTorch3D and torch-cluster)
+run when a GPU is usable and are reported as skipped otherwise.
+
 Each workload registers a :class:`deepscope.bench.Workload`; peers are
 imported inside the candidate factories, so a missing peer costs nothing.
 A new kernel adds its workload here (or calls :func:`deepscope.bench.register`
@@ -560,5 +564,170 @@ register(
                 peer="torch",
             ),
         ),
+    )
+)
+
+
+# ----------------------------------------------------------------------------
+# CUDA (torch tensors on the current device; every callable synchronises)
+
+
+def torch_loop_fps(points: Any, k: int) -> Any:
+    """Plain batched torch FPS (float64 minima, the first maximum wins).
+
+    Args:
+        points: (B, N, D) torch tensor.
+        k: samples per cloud.
+
+    Returns:
+        (B, k) int64 indices, starting at index 0.
+    """
+    import torch
+
+    B, N, _ = points.shape
+    mind = torch.full((B, N), float("inf"), dtype=torch.float64, device=points.device)
+    out = torch.empty((B, k), dtype=torch.int64, device=points.device)
+    sel = torch.zeros(B, dtype=torch.int64, device=points.device)
+    rows = torch.arange(B, device=points.device)
+    p64 = points.double()
+    for i in range(k):
+        out[:, i] = sel
+        diff = p64 - p64[rows, sel][:, None, :]
+        mind = torch.minimum(mind, (diff * diff).sum(-1))
+        sel = mind.argmax(1)
+    return out
+
+
+def _synced(fn):
+    import torch
+
+    def run():
+        out = fn()
+        torch.cuda.synchronize()
+        return out
+
+    return run
+
+
+class _GPUState(NamedTuple):
+    clouds: Any  # (32, 1024, 3) float32 CUDA tensor
+    lidar: Any  # (N, 3) float32 CUDA tensor
+    features: Any  # (32, 1024, 1024) float32 CUDA tensor
+
+
+def _gpu_setup(data: Data, quick: bool) -> _GPUState:
+    import torch
+
+    batch = _batch_setup(data, quick)
+    features = torch.from_numpy(_importance_setup(data, quick))
+    return _GPUState(
+        torch.from_numpy(batch.clouds).cuda(),
+        torch.from_numpy(data.lidar.astype(np.float32)).cuda(),
+        features.cuda(),
+    )
+
+
+def _cuda_ours_fps(state: _GPUState):
+    from deepscope.pointcloud import farthest_point_sample
+
+    return _synced(lambda: farthest_point_sample(state.clouds, 256))
+
+
+def _cuda_torch_fps(state: _GPUState):
+    return _synced(lambda: torch_loop_fps(state.clouds, 256))
+
+
+def _cuda_pytorch3d_fps(state: _GPUState):
+    from pytorch3d.ops import sample_farthest_points
+
+    return _synced(lambda: sample_farthest_points(state.clouds, K=256))
+
+
+def _cuda_ours_knn(state: _GPUState):
+    from deepscope.pointcloud import knn
+
+    return _synced(lambda: knn(state.lidar, k=K_NN))
+
+
+def _cuda_torch_knn(state: _GPUState):
+    import torch
+
+    points = state.lidar
+
+    def run():
+        for start in range(0, len(points), 8192):
+            torch.cdist(points[start : start + 8192], points).topk(K_NN, largest=False)
+
+    return _synced(run)
+
+
+def _cuda_pytorch3d_knn(state: _GPUState):
+    from pytorch3d.ops import knn_points
+
+    points = state.lidar[None]
+    return _synced(lambda: knn_points(points, points, K=K_NN))
+
+
+def _cuda_torch_cluster_knn(state: _GPUState):
+    import torch_cluster
+
+    return _synced(lambda: torch_cluster.knn(state.lidar, state.lidar, K_NN))
+
+
+def _cuda_ours_importance(state: _GPUState):
+    from deepscope.importance import importance_stats
+
+    return _synced(lambda: importance_stats(state.features))
+
+
+def _cuda_torch_importance(state: _GPUState):
+    return _synced(lambda: torch_importance_composite(state.features))
+
+
+register(
+    Workload(
+        name="cuda-fps",
+        title="cuda fps B=32 1024 -> 256 (float32, {scan})",
+        setup=_gpu_setup,
+        candidates=(
+            Candidate("deepscope", _cuda_ours_fps),
+            Candidate("torch loop (float64 minima)", _cuda_torch_fps, peer="torch"),
+            Candidate(
+                "pytorch3d sample_farthest_points", _cuda_pytorch3d_fps, "pytorch3d"
+            ),
+        ),
+        cuda=True,
+    )
+)
+
+register(
+    Workload(
+        name="cuda-knn",
+        title=f"cuda knn 3-D self-query, k={K_NN} (float32, {{lidar}})",
+        setup=_gpu_setup,
+        candidates=(
+            Candidate("deepscope", _cuda_ours_knn),
+            Candidate("torch cdist+topk (blocks of 8192)", _cuda_torch_knn, "torch"),
+            Candidate("pytorch3d knn_points", _cuda_pytorch3d_knn, peer="pytorch3d"),
+            Candidate("torch-cluster knn", _cuda_torch_cluster_knn, "torch-cluster"),
+        ),
+        cuda=True,
+    )
+)
+
+register(
+    Workload(
+        name="cuda-importance",
+        title="cuda point importance B=32 C=1024 N=1024 (float32)",
+        setup=_gpu_setup,
+        candidates=(
+            Candidate("deepscope importance_stats", _cuda_ours_importance),
+            Candidate(
+                "torch vector_norm+argmax+bincount+xlogy",
+                _cuda_torch_importance,
+                peer="torch",
+            ),
+        ),
+        cuda=True,
     )
 )

@@ -118,6 +118,8 @@ class Workload:
         setup: ``setup(data, quick) -> state``, run once before timing.
         candidates: deepscope's implementations first, then the peers.
         quick: whether quick runs include it.
+        cuda: runs on a CUDA GPU through torch; skipped without one (the
+            timed callables synchronise the device before returning).
     """
 
     name: str
@@ -125,6 +127,7 @@ class Workload:
     setup: Callable[[Data, bool], Any]
     candidates: tuple[Candidate, ...]
     quick: bool = True
+    cuda: bool = False
 
 
 _REGISTRY: dict[str, Workload] = {}
@@ -409,6 +412,17 @@ class Report:
         return {"metadata": self.metadata, "results": rows}
 
 
+def _cuda_usable() -> bool:
+    """A CUDA GPU usable by deepscope and by torch."""
+    import deepscope
+
+    if not deepscope.cuda_available() or importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def _select(only: Sequence[str] | None, quick: bool) -> list[Workload]:
     chosen = workloads()
     if only:
@@ -464,9 +478,25 @@ def run(
         policy=policy,
     )
 
+    gpu = _cuda_usable()
+    metadata["cuda_usable"] = gpu
     results: list[Result] = []
     for workload in selected:
         title = workload.title.format(scan=data.scan_name, lidar=data.lidar_name)
+        if workload.cuda and not gpu:
+            results += [
+                Result(
+                    workload.name,
+                    title,
+                    c.name,
+                    c.peer,
+                    "skipped",
+                    note="needs a usable CUDA GPU, torch with CUDA and deepscope "
+                    "built with CUDA",
+                )
+                for c in workload.candidates
+            ]
+            continue
         state = workload.setup(data, quick)
         rows = [
             _run_candidate(workload, title, c, state, peers, quick, policy, progress)
@@ -548,8 +578,12 @@ def format_table(report: Report) -> str:
     for result in report.results:
         by_title.setdefault(result.title, []).append(result)
     for title, rows in by_title.items():
-        width = max(len(r.candidate) for r in rows)
         lines += ["", title]
+        notes = {r.note for r in rows}
+        if all(r.status == "skipped" for r in rows) and len(notes) == 1:
+            lines.append(f"  skipped: {notes.pop()}")
+            continue
+        width = max(len(r.candidate) for r in rows)
         header = f"  {'method':<{width}}  {'median':>9}  {'IQR':>9}  rounds  ratio"
         lines += [header, "  " + "-" * (len(header) - 2)]
         for r in _ordered(rows):
