@@ -97,7 +97,7 @@ def _fresh(outputs, *inputs: Tensor | None) -> tuple[Tensor, ...]:
     fresh = []
     for t in outputs:
         ptr = t.untyped_storage().data_ptr() if t.numel() > 0 else None
-        if t._base is not None or ptr in seen:
+        if ptr in seen:
             t = t.clone()
             ptr = t.untyped_storage().data_ptr() if t.numel() > 0 else None
         if ptr is not None:
