@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from _data import autzen_100k, stanford_bunny
 
+from deepscope._bench_workloads import numpy_columnar_fps, torch_loop_fps
 from deepscope.pointcloud import farthest_point_sample
 
 HAS_FPSAMPLE = importlib.util.find_spec("fpsample") is not None
@@ -31,27 +32,6 @@ WORKLOADS = {BUNNY: (stanford_bunny, 4096), AUTZEN: (autzen_100k, 50_000)}
 def _load(group: str, dtype=np.float64) -> tuple[np.ndarray, int]:
     load, k = WORKLOADS[group]
     return np.ascontiguousarray(load(), dtype=dtype), k
-
-
-def numpy_columnar_fps(points: np.ndarray, k: int) -> np.ndarray:
-    """Plain O(N * K) FPS with per-coordinate columns and in-place updates."""
-    cols = [np.ascontiguousarray(points[:, d]) for d in range(points.shape[1])]
-    mind = np.full(points.shape[0], np.inf, dtype=points.dtype)
-    dist = np.empty_like(mind)
-    tmp = np.empty_like(mind)
-    out = np.empty(k, np.int64)
-    sel = 0
-    for i in range(k):
-        out[i] = sel
-        np.subtract(cols[0], cols[0][sel], out=dist)
-        np.square(dist, out=dist)
-        for c in cols[1:]:
-            np.subtract(c, c[sel], out=tmp)
-            np.square(tmp, out=tmp)
-            dist += tmp
-        np.minimum(mind, dist, out=mind)
-        sel = int(np.argmax(mind))
-    return out
 
 
 @pytest.mark.parametrize("group", [BUNNY, AUTZEN])
@@ -125,24 +105,6 @@ def _torch_cuda():
     if not deepscope.cuda_available():
         pytest.skip("deepscope built without CUDA")
     return torch
-
-
-def torch_loop_fps(points, k: int):
-    """Plain batched torch FPS on the GPU (float64 minima, first max wins)."""
-    import torch
-
-    B, N, _ = points.shape
-    mind = torch.full((B, N), float("inf"), dtype=torch.float64, device=points.device)
-    out = torch.empty((B, k), dtype=torch.int64, device=points.device)
-    sel = torch.zeros(B, dtype=torch.int64, device=points.device)
-    rows = torch.arange(B, device=points.device)
-    p64 = points.double()
-    for i in range(k):
-        out[:, i] = sel
-        diff = p64 - p64[rows, sel][:, None, :]
-        mind = torch.minimum(mind, (diff * diff).sum(-1))
-        sel = mind.argmax(1)
-    return out
 
 
 @pytest.mark.parametrize(

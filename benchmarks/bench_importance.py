@@ -18,6 +18,7 @@ import pytest
 
 import deepscope
 from deepscope import importance as imp
+from deepscope._bench_workloads import torch_importance_composite as torch_composite
 
 torch = pytest.importorskip("torch")
 
@@ -29,18 +30,6 @@ def features() -> torch.Tensor:
     rng = np.random.default_rng(7)
     x = rng.standard_normal((B, C, N), dtype=np.float32)
     return torch.from_numpy(np.maximum(x, 0))  # post-ReLU features
-
-
-def torch_composite(f: torch.Tensor, eps: float = 1e-6):
-    """Norms, argmax counts and normalized entropy with stock torch ops."""
-    b, _, n = f.shape
-    norms = torch.linalg.vector_norm(f, dim=1)
-    winners = f.argmax(dim=2) + n * torch.arange(b, device=f.device)[:, None]
-    counts = torch.bincount(winners.reshape(-1), minlength=b * n).reshape(b, n)
-    q = counts + eps
-    q = q / q.sum(dim=1, keepdim=True)
-    entropy = -torch.xlogy(q, q).sum(dim=1) / math.log(n)
-    return norms, counts, entropy
 
 
 def _check_same(ours, peer):

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 import deepscope
+from deepscope._cli_bench import add_bench_command
 from deepscope._cli_conformity import add_conformity_command
 from deepscope._cli_train import add_train_command
 
@@ -159,6 +160,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sample.set_defaults(run=_run_sample)
     add_train_command(commands)
     add_conformity_command(commands)
+    add_bench_command(commands)
     return parser
 
 

@@ -1,0 +1,2 @@
+# The smoke tests of an installed wheel (tools/wheel_smoke.sh, cibuildwheel).
+# SPDX-License-Identifier: MIT
