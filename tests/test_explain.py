@@ -379,3 +379,27 @@ def test_cli_explain_input_file_gradient_and_errors(tmp_path, capsys):
     assert main(["explain", "--measure", "lime"]) == 2
     assert main(["explain", "--outlier-fraction", "2"]) == 2
     capsys.readouterr()
+
+
+def test_dgcnn_and_checkpoint_cli(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from deepscope.cli import main
+    from deepscope.models import DGCNN, save_checkpoint
+
+    torch.manual_seed(0)
+    model = DGCNN(3, k=4, emb_dims=16).eval()
+    pts = np.random.default_rng(0).normal(size=(2, 12, 3)).astype(np.float32)
+    with torch.no_grad():
+        _, feats = model.forward_features(torch.from_numpy(pts))
+    out = explain(model, pts, measure="fbi")
+    np.testing.assert_allclose(out.importance, feats.norm(dim=1).numpy(), rtol=1e-5)
+    assert explain(model, pts, measure="gradient").importance.shape == (2, 12)
+
+    ckpt = save_checkpoint(
+        model, tmp_path / "d.pt", meta={"n_points": 24, "class_names": ["a", "b", "c"]}
+    )
+    out_ply = tmp_path / "d.ply"
+    argv = ["explain", "--model", str(ckpt), "--measure", "critical", "--no-png"]
+    assert main([*argv, "-o", str(out_ply)]) == 0
+    assert len(_read_ply(out_ply)) == 24
+    assert "class" in capsys.readouterr().out

@@ -182,7 +182,7 @@ def _run_explain(args: argparse.Namespace) -> int:
     shown = ", ".join(str(i) for i in removed[:20])
     more = " ..." if removed.size > 20 else ""
     print(
-        f"outliers   {removed.size} point(s) an {args.outliers} filter removes: "
+        f"outliers   {removed.size} point(s) the {args.outliers} filter removes: "
         f"[{shown}{more}]"
     )
     print(f"wrote      {output}\nwrote      {outlier_ply}")

@@ -112,7 +112,7 @@ def explain(
             leave-one-out copies of one cloud per forward pass).
         n_steps: Riemann steps of ``"integrated_gradients"``.
         internal_batch_size: Captum's interpolants per forward pass (default:
-            ``batch_size``).
+            ``batch_size``; at least the number of clouds).
 
     Returns:
         :class:`Explanation` in the framework of ``points`` (NumPy or torch
@@ -333,7 +333,8 @@ def _integrated_gradients(
             baselines=torch.zeros_like(x),
             target=target,
             n_steps=int(n_steps),
-            internal_batch_size=max(int(internal_batch_size), 1),
+            # Captum needs at least one interpolant of every cloud per pass.
+            internal_batch_size=max(int(internal_batch_size), x.shape[0]),
         )
     return attribution.detach().norm(dim=-1)
 
