@@ -145,6 +145,11 @@ def _run_explain(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     result = explain(model, cloud, measure=args.measure)
     seconds = time.perf_counter() - start
+    # The Critical Points++ uncertainty score: entropy of the argmax counts.
+    if args.measure == "critical":
+        cp_entropy = float(result.entropy)
+    else:
+        cp_entropy = float(explain(model, cloud, measure="critical").entropy)
     importance = np.asarray(result.importance, dtype=np.float64)
     mask = importance_outliers(
         importance, fraction=args.outlier_fraction, method=args.outliers
@@ -166,7 +171,7 @@ def _run_explain(args: argparse.Namespace) -> int:
             args.measure,
             predicted,
             class_names,
-            float(result.entropy),
+            cp_entropy,
         )
 
     name = _name(predicted, class_names)
@@ -175,8 +180,9 @@ def _run_explain(args: argparse.Namespace) -> int:
     truth = "" if label is None else f" (true: {_name(label, class_names)})"
     print(f"predicted  {name}, p = {probabilities[predicted]:.3f}{truth}")
     print(
-        f"entropy    {float(result.entropy):.4f} (normalized entropy of the "
-        f"{args.measure} importance; higher = attention spread more evenly)"
+        f"entropy    {cp_entropy:.4f} (Critical Points++ score: normalized entropy "
+        f"of the critical counts; {float(result.entropy):.4f} of the "
+        f"{args.measure} importance)"
     )
     print(f"measure    {args.measure} in {seconds * 1e3:.1f} ms")
     shown = ", ".join(str(i) for i in removed[:20])
@@ -274,5 +280,7 @@ def _write_png(
     top.set_title("top view (x, y)")
     top.legend(loc="lower right", fontsize=8)
     figure.colorbar(shown, ax=top, label=f"{measure} importance")
-    figure.suptitle(f"predicted {_name(predicted, class_names)}; entropy {entropy:.3f}")
+    figure.suptitle(
+        f"predicted {_name(predicted, class_names)}; entropy score {entropy:.3f}"
+    )
     figure.savefig(path, format="png")
