@@ -19,6 +19,8 @@ from deepscope.importance import (  # noqa: E402
 )
 from deepscope.models import PointNet  # noqa: E402
 
+from tests import reference as ref  # noqa: E402
+
 HAS_CAPTUM = importlib.util.find_spec("captum") is not None
 
 
@@ -65,12 +67,6 @@ def _small_pointnet(seed=0, dtype=torch.float64):
     return model.eval()
 
 
-def _entropy_ref(imp, eps=1e-6):
-    imp = np.maximum(np.asarray(imp, np.float64), 0)
-    q = (imp + eps) / (imp + eps).sum(-1, keepdims=True)
-    return -(q * np.log2(q)).sum(-1) / math.log2(imp.shape[-1])
-
-
 # ------------------------------------------------------------------ measures
 
 
@@ -80,31 +76,28 @@ def test_fbi_critical_post_match_numpy_references():
     with torch.no_grad():
         logits, feats = model.forward_features(torch.from_numpy(pts))
     f = feats.numpy()
-    winners = f.argmax(axis=2)  # first maximal index
-    counts = np.stack([np.bincount(w, minlength=24) for w in winners])
-    g = f.max(axis=2)
-    post = np.zeros((3, 24))
-    for b in range(3):
-        np.add.at(post[b], winners[b], g[b] ** 2)
+    norms, counts, _ = ref.importance_reference(f)
     refs = {
-        "fbi": np.sqrt((f**2).sum(1)),
+        "fbi": norms,
         "critical": counts.astype(np.float64),
-        "fbi_post": np.sqrt(post),
+        "fbi_post": ref.post_bottleneck_reference(f),
     }
-    for measure, ref in refs.items():
+    for measure, expected in refs.items():
         out = explain(model, pts, measure=measure)
         assert isinstance(out.importance, np.ndarray)
-        np.testing.assert_allclose(out.importance, ref, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(out.importance, expected, rtol=1e-10, atol=1e-12)
         np.testing.assert_array_equal(out.predicted, logits.numpy().argmax(1))
-        np.testing.assert_allclose(out.entropy, _entropy_ref(ref), rtol=1e-9)
+        entropy = [ref.entropy_reference(row) for row in expected]
+        np.testing.assert_allclose(out.entropy, entropy, rtol=1e-9)
         np.testing.assert_allclose(out.logits, logits.numpy(), rtol=1e-12)
     l1 = explain(model, pts, measure="fbi", p=1).importance
     np.testing.assert_allclose(l1, np.abs(f).sum(1), rtol=1e-10)
-    inf = post_bottleneck_norms(feats, p=float("inf")).numpy()
-    ref_inf = np.zeros((3, 24))
-    for b in range(3):
-        np.maximum.at(ref_inf[b], winners[b], np.abs(g[b]))
-    np.testing.assert_allclose(inf, ref_inf)
+    for p in (1, float("inf")):
+        np.testing.assert_allclose(
+            post_bottleneck_norms(feats, p=p).numpy(),
+            ref.post_bottleneck_reference(f, p=p),
+            rtol=1e-12,
+        )
 
 
 def test_gradient_matches_finite_differences():
@@ -270,13 +263,23 @@ def test_importance_outliers_fraction_and_entropy():
     tie = importance_outliers(np.array([1.0, 2.0, 2.0, 0.0]), fraction=0.25)
     np.testing.assert_array_equal(np.flatnonzero(tie.removed), [1])
     adaptive = importance_outliers(imp, method="entropy")
-    h = _entropy_ref(imp[0])
+    h = ref.entropy_reference(imp[0])
     assert int(adaptive.counts[0]) == 10 - max(1, math.floor(h * 10))
     top = np.argsort(-imp[0], kind="stable")[: int(adaptive.counts[0])]
     np.testing.assert_array_equal(np.flatnonzero(adaptive.removed[0]), np.sort(top))
     # Uniform importance has entropy 1: nothing is removed.
     assert int(importance_outliers(np.ones(8), method="entropy").counts) == 0
     assert int(importance_outliers(np.ones(8), fraction=1.0).counts) == 7
+    rng = np.random.default_rng(0)
+    data = np.round(rng.random((5, 30)), 1)  # many ties
+    for frac in (0.0, 0.1, 0.33, 1.0, None):
+        got = importance_outliers(
+            data, fraction=frac, method="entropy" if frac is None else "fraction"
+        )
+        for b in range(5):
+            want = ref.outliers_reference(data[b], fraction=frac)
+            np.testing.assert_array_equal(got.removed[b], want)
+            assert got.counts[b] == want.sum()
     with pytest.raises(ValueError, match="fraction"):
         importance_outliers(imp, fraction=1.5)
     with pytest.raises(ValueError, match="method"):
