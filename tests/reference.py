@@ -355,3 +355,46 @@ def conformity_reference(
     r = np.asarray(reference, dtype=np.float64)
     r = r / np.linalg.norm(r, axis=1, keepdims=True)
     return (x @ r.T).mean(1)
+
+
+# Explanations (deepscope.importance.explain: post-bottleneck norms; outliers)
+# ---------------------------------------------------------------------------
+
+
+def post_bottleneck_reference(features: np.ndarray, *, p: float = 2) -> np.ndarray:
+    """(B, N) norm of each point's share of the max-pooled vector, one loop.
+
+    Channel c's pooled value g goes to its first arg-max point; a point's
+    importance is the p-norm of the values it receives (0 if none).
+    """
+    f = np.asarray(features, dtype=np.float64)
+    B, C, N = f.shape
+    out = np.zeros((B, N))
+    for b in range(B):
+        shares: list[list[float]] = [[] for _ in range(N)]
+        for c in range(C):
+            n = int(np.argmax(f[b, c]))
+            shares[n].append(float(f[b, c, n]))
+        for n in range(N):
+            if shares[n]:
+                out[b, n] = np.linalg.norm(np.asarray(shares[n]), ord=p)
+    return out
+
+
+def outliers_reference(
+    importance: np.ndarray, *, fraction: float | None = None, eps: float = 1e-6
+) -> np.ndarray:
+    """(N,) removed mask of one cloud: top ceil(fraction N) points (at most
+    N - 1), or with ``fraction=None`` the N - max(1, floor(H N)) top points;
+    ties: the lower index is the more important."""
+    i = np.asarray(importance, dtype=np.float64)
+    n = i.shape[0]
+    if fraction is None:
+        keep = max(1, int(np.floor(entropy_reference(np.maximum(i, 0), eps=eps) * n)))
+        r = n - min(keep, n)
+    else:
+        r = min(int(np.ceil(fraction * n)), n - 1)
+    order = sorted(range(n), key=lambda j: (-float(i[j]), j))
+    mask = np.zeros(n, dtype=bool)
+    mask[order[:r]] = True
+    return mask

@@ -1,4 +1,4 @@
-# The `deepscope` command: build facts (info), sampling (sample), training (train).
+# The `deepscope` command: info, sample, train and explain.
 # SPDX-License-Identifier: MIT
 """The ``deepscope`` command line, built on the public API only.
 
@@ -8,7 +8,10 @@ samples a real point set (the embedded bunny when INPUT is omitted) and
 writes the samples as PLY plus a PNG picture;
 ``deepscope train --model pointnet|dgcnn --data fashion-mnist|digits -o CKPT.pt``
 trains a point-cloud classifier (see :mod:`deepscope._cli_train`);
-``deepscope conformity [EMB]`` analyses embedding geometry. Bad
+``deepscope explain [INPUT] [--model CKPT] [--measure fbi|critical|gradient]``
+explains a classifier's prediction by per-point importance;
+``deepscope conformity [EMB]`` analyses embedding geometry;
+``deepscope bench [--quick]`` compares the kernels with installed peers. Bad
 arguments and unreadable inputs end with a one-line message and exit status
 2; a missing optional dependency ends with status 1.
 """
@@ -29,6 +32,7 @@ import numpy as np
 import deepscope
 from deepscope._cli_bench import add_bench_command
 from deepscope._cli_conformity import add_conformity_command
+from deepscope._cli_explain import add_explain_command
 from deepscope._cli_train import add_train_command
 
 __all__ = ["main"]
@@ -159,6 +163,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     sample.set_defaults(run=_run_sample)
     add_train_command(commands)
+    add_explain_command(commands)
     add_conformity_command(commands)
     add_bench_command(commands)
     return parser
