@@ -18,8 +18,8 @@
 namespace deepscope {
 namespace isa_avx2 {
 template <typename T>
-void cmd_fit_block(const CmdFitProblem<T>& p, std::int64_t i0,
-                   std::int64_t nb, double* scratch);
+void cmd_fit_block(const CmdFitProblem<T>& p, const double* ref_t,
+                   std::int64_t i0, std::int64_t nb, double* scratch);
 }  // namespace isa_avx2
 }  // namespace deepscope
 #endif
@@ -45,6 +45,15 @@ void cmd_fit_cpu(const CmdFitProblem<T>& p) {
   const int64_t B = isa_base::kCmdBlock;
   const int64_t blocks = (p.N + B - 1) / B;
   const int64_t scratch_size = isa_base::cmd_block_scratch(p.T_len, p.M);
+
+  // References transposed to (T, Mp), zero-padded to whole mode groups.
+  const int64_t Mp = isa_base::cmd_padded_modes(p.M);
+  std::vector<double> ref_t(static_cast<size_t>(p.T_len * Mp), 0.0);
+  for (int64_t m = 0; m < p.M; ++m) {
+    for (int64_t t = 0; t < p.T_len; ++t) {
+      ref_t[t * Mp + m] = p.ref_centered[m * p.T_len + t];
+    }
+  }
 #ifdef DS_CMD_AVX2
   static const bool has_avx2 = __builtin_cpu_supports("avx2");
 #else
@@ -60,12 +69,13 @@ void cmd_fit_cpu(const CmdFitProblem<T>& p) {
       const int64_t nb = std::min(B, p.N - i0);
 #ifdef DS_CMD_AVX2
       if (has_avx2) {
-        isa_avx2::cmd_fit_block<T>(p, i0, nb, scratch.data());
+        isa_avx2::cmd_fit_block<T>(p, ref_t.data(), i0, nb,
+                                    scratch.data());
         continue;
       }
 #endif
       (void)has_avx2;
-      isa_base::cmd_fit_block<T>(p, i0, nb, scratch.data());
+      isa_base::cmd_fit_block<T>(p, ref_t.data(), i0, nb, scratch.data());
     }
   }
 }

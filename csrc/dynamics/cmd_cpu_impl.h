@@ -11,17 +11,52 @@ namespace DS_ISA {
 // Parameters per block: a (T, kCmdBlock) double tile plus M x kCmdBlock
 // accumulators stay in L1/L2 for the usual T and M.
 constexpr std::int64_t kCmdBlock = 64;
+// Modes accumulated together in registers, and parameters per vector.
+constexpr int kModeGroup = 8;
+constexpr std::int64_t kLanes = 4;
+
+// Modes padded to a multiple of kModeGroup.
+inline std::int64_t cmd_padded_modes(std::int64_t M) {
+  return (M + kModeGroup - 1) / kModeGroup * kModeGroup;
+}
 
 // Scratch doubles one block needs.
 inline std::int64_t cmd_block_scratch(std::int64_t T, std::int64_t M) {
   return (T + M + 3) * kCmdBlock;
 }
 
+// Four doubles; element-wise + and * round like scalar code (no FMA).
+typedef double V4 __attribute__((vector_size(32)));
+// The same type for unaligned memory access to doubles.
+typedef double V4u __attribute__((vector_size(32), aligned(8), may_alias));
+
+inline V4 load4(const double* x) { return *reinterpret_cast<const V4u*>(x); }
+
+inline void store4(double* x, V4 v) { *reinterpret_cast<V4u*>(x) = v; }
+
 // Fits parameters [i0, i0 + nb), nb <= kCmdBlock.
+// G cross sums of four parameters: c[k * B] += d(t) * r_k(t) in time order.
+// tile: the parameters' column of the (T, B) tile; rt: (T, Mp) references
+// from the group's first mode; c: the first mode's accumulator row.
+template <int G>
+inline void cross_sums(const double* tile, const double* rt, std::int64_t Tn,
+                       std::int64_t Mp, double* c) {
+  V4 acc[G];
+  for (int k = 0; k < G; ++k) acc[k] = V4{0.0, 0.0, 0.0, 0.0};
+  for (std::int64_t t = 0; t < Tn; ++t) {
+    const V4 d = load4(tile + t * kCmdBlock);
+    const double* r = rt + t * Mp;
+    for (int k = 0; k < G; ++k) acc[k] += d * r[k];
+  }
+  for (int k = 0; k < G; ++k) store4(c + k * kCmdBlock, acc[k]);
+}
+
+// ref_t: (T, Mp) references transposed, zero-padded to Mp modes.
 template <typename T>
-void cmd_fit_block(const CmdFitProblem<T>& p, std::int64_t i0,
-                   std::int64_t nb, double* scratch) {
+void cmd_fit_block(const CmdFitProblem<T>& p, const double* ref_t,
+                   std::int64_t i0, std::int64_t nb, double* scratch) {
   const std::int64_t Tn = p.T_len, M = p.M, B = kCmdBlock;
+  const std::int64_t Mp = cmd_padded_modes(M);
   double* tile = scratch;          // (T, B): w(i0 + j, t) - w(i0 + j, 0)
   double* w0 = tile + Tn * B;      // (B,)
   double* s1 = w0 + B;             // (B,)
@@ -34,9 +69,10 @@ void cmd_fit_block(const CmdFitProblem<T>& p, std::int64_t i0,
     s1[j] = 0.0;
     s2[j] = 0.0;
   }
-  for (std::int64_t m = 0; m < M * B; ++m) c[m] = 0.0;
   if (p.time_major) {
-    for (std::int64_t j = 0; j < nb; ++j) w0[j] = static_cast<double>(p.w[i0 + j]);
+    for (std::int64_t j = 0; j < nb; ++j) {
+      w0[j] = static_cast<double>(p.w[i0 + j]);
+    }
     for (std::int64_t t = 0; t < Tn; ++t) {
       const T* row = p.w + t * p.N + i0;
       double* dst = tile + t * B;
@@ -58,17 +94,31 @@ void cmd_fit_block(const CmdFitProblem<T>& p, std::int64_t i0,
     }
   }
 
-  // Sums over time: S1, S2 and the M cross sums, in time order.
-  for (std::int64_t t = 0; t < Tn; ++t) {
-    const double* d = tile + t * B;
-    for (std::int64_t j = 0; j < B; ++j) {
-      s1[j] += d[j];
-      s2[j] += d[j] * d[j];
+  // Sums over time: S1, S2 and the M cross sums, in time order. Four
+  // parameters share a vector; kModeGroup modes stay in registers.
+  for (std::int64_t jv = 0; jv < B; jv += kLanes) {
+    V4 a1 = {0.0, 0.0, 0.0, 0.0}, a2 = a1;
+    for (std::int64_t t = 0; t < Tn; ++t) {
+      const V4 d = load4(tile + t * B + jv);
+      a1 += d;
+      a2 += d * d;
     }
-    for (std::int64_t m = 0; m < M; ++m) {
-      const double r = p.ref_centered[m * Tn + t];
-      double* cm = c + m * B;
-      for (std::int64_t j = 0; j < B; ++j) cm[j] += d[j] * r;
+    store4(s1 + jv, a1);
+    store4(s2 + jv, a2);
+    for (std::int64_t m0 = 0; m0 < M; m0 += kModeGroup) {
+      const std::int64_t mc = M - m0 < kModeGroup ? M - m0 : kModeGroup;
+      const double* rt = ref_t + m0;
+      double* cm = c + m0 * B + jv;
+      switch (mc) {
+        case 1: cross_sums<1>(tile + jv, rt, Tn, Mp, cm); break;
+        case 2: cross_sums<2>(tile + jv, rt, Tn, Mp, cm); break;
+        case 3: cross_sums<3>(tile + jv, rt, Tn, Mp, cm); break;
+        case 4: cross_sums<4>(tile + jv, rt, Tn, Mp, cm); break;
+        case 5: cross_sums<5>(tile + jv, rt, Tn, Mp, cm); break;
+        case 6: cross_sums<6>(tile + jv, rt, Tn, Mp, cm); break;
+        case 7: cross_sums<7>(tile + jv, rt, Tn, Mp, cm); break;
+        default: cross_sums<8>(tile + jv, rt, Tn, Mp, cm); break;
+      }
     }
   }
 
@@ -87,10 +137,12 @@ void cmd_fit_block(const CmdFitProblem<T>& p, std::int64_t i0,
   }
 }
 
-template void cmd_fit_block<float>(const CmdFitProblem<float>&, std::int64_t,
-                                   std::int64_t, double*);
+template void cmd_fit_block<float>(const CmdFitProblem<float>&,
+                                   const double*, std::int64_t, std::int64_t,
+                                   double*);
 template void cmd_fit_block<double>(const CmdFitProblem<double>&,
-                                    std::int64_t, std::int64_t, double*);
+                                    const double*, std::int64_t,
+                                    std::int64_t, double*);
 
 }  // namespace DS_ISA
 }  // namespace deepscope
