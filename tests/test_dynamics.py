@@ -425,3 +425,64 @@ def test_cuda_online_matches_cpu():
     for x, y in zip(c_cpu.coefficients(), c_gpu.coefficients(), strict=True):
         assert torch.equal(x, y.cpu())
     assert torch.equal(c_cpu.reconstruct(), c_gpu.reconstruct().cpu())
+
+
+# ------------------------------------------------------------- embedded CMD
+
+
+def test_embedded_cmd_stops_gradients_and_optimizer_state():
+    from deepscope.dynamics import EmbeddedCMD
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(10, 32),
+        torch.nn.ReLU(),
+        torch.nn.Linear(32, 32),
+        torch.nn.ReLU(),
+        torch.nn.Linear(32, 3),
+    )
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    cmd = EmbeddedCMD(
+        model,
+        opt,
+        n_modes=2,
+        n_samples=100,
+        warmup=3,
+        embed_every=2,
+        embed_fraction=0.3,
+    )
+    for _ in range(10):
+        _train_with(model, opt, 3)
+        cmd.observe()
+    assert cmd.embedded, "nothing was embedded"
+    assert 0.0 < cmd.embedded_fraction <= 0.9
+    named = dict(model.named_parameters())
+    trained = {id(p) for g in opt.param_groups for p in g["params"]}
+    for name in cmd.embedded:
+        p = named[name]
+        assert not p.requires_grad
+        assert id(p) not in trained
+        assert p not in opt.state
+    # One more step: embedded tensors get no gradient; their value is the
+    # frozen CMD model at the latest reference values.
+    _train_with(model, opt, 1)
+    assert all(named[n].grad is None for n in cmd.embedded)
+    cmd.observe()
+    a, b = cmd._frozen_ab
+    full = a.double() * torch.from_numpy(cmd._refs[-1])[cmd.modes] + b.double()
+    offsets = np.concatenate([[0], np.cumsum(cmd.params.sizes)])
+    k = cmd.params.names.index(cmd.embedded[0])
+    got = named[cmd.embedded[0]].detach().reshape(-1).double()
+    torch.testing.assert_close(got, full[offsets[k] : offsets[k + 1]].float().double())
+
+
+def _train_with(model, opt, steps, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(96, 10, generator=g)
+    y = torch.randint(0, 3, (96,), generator=g)
+    for i in range(steps):
+        sl = slice((i * 32) % 96, (i * 32) % 96 + 32)
+        loss = torch.nn.functional.cross_entropy(model(X[sl]), y[sl])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
