@@ -41,7 +41,9 @@ class EmbeddedCMD(OnlineCMD):
             :class:`OnlineCMD`.
         embed_every: observations between embedding rounds (official: 10).
         embed_fraction: fraction of all modelled parameters embedded per
-            round, in whole tensors (official: 10 %).
+            round (official: 10 %), in whole tensors: the least drifting
+            tensors are taken until the fraction is reached (the last one
+            may overshoot it).
         max_fraction: never embed more than this fraction in total.
 
     Attributes:
@@ -159,7 +161,9 @@ class EmbeddedCMD(OnlineCMD):
         fa, fb = self._frozen_ab
         for _, k in candidates:
             n = self.params.sizes[k]
-            if taken + n > budget or done + taken + n > cap:
+            if taken >= budget:
+                break
+            if done + taken + n > cap:
                 continue
             lo = int(offsets[k])
             fa[lo : lo + n] = a[lo : lo + n]
