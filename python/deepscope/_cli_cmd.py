@@ -36,6 +36,9 @@ def add_cmd_command(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--train-size", type=int, default=5000, help="training images (default 5000)"
     )
+    p.add_argument(
+        "--test-size", type=int, default=10000, help="test images (default 10000)"
+    )
     p.add_argument("--modes", type=int, default=10, help="CMD modes M (default 10)")
     p.add_argument(
         "--samples", type=int, default=1000, help="CMD candidates K (default 1000)"
@@ -63,7 +66,15 @@ def run_cmd_command(args: argparse.Namespace) -> int:
 
     from deepscope.dynamics import experiment
 
-    for name in ("seeds", "epochs", "warmup", "train_size", "modes", "threads"):
+    for name in (
+        "seeds",
+        "epochs",
+        "warmup",
+        "train_size",
+        "test_size",
+        "modes",
+        "threads",
+    ):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')}: expected >= 1")
     if args.warmup >= args.epochs:
@@ -79,6 +90,7 @@ def run_cmd_command(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         warmup=args.warmup,
         train_size=args.train_size,
+        test_size=args.test_size,
         width=args.width,
         modes=args.modes,
         samples=args.samples,
