@@ -93,3 +93,74 @@ def test_copy_floor(benchmark, data):
     w, _ = data
     benchmark.extra_info["method"] = "W.copy() (read + write floor)"
     benchmark.pedantic(w.copy, rounds=3, warmup_rounds=1)
+
+
+# ------------------------------------------------------------------- GPU
+# Selected by tools/gpu_check.sh (-k "cuda or gpu"); skipped without a GPU.
+
+N_GPU = int(os.environ.get("DEEPSCOPE_BENCH_CMD_N_GPU", 100_000_000))
+
+
+def _cuda_or_skip():
+    torch = pytest.importorskip("torch")
+    import deepscope
+
+    if not (deepscope.cuda_available() and torch.cuda.is_available()):
+        pytest.skip("no usable CUDA GPU")
+    return torch
+
+
+def torch_reference(w, refs):
+    """The straightforward float64 torch version on the GPU, (T, N) input."""
+    import torch
+
+    W = w.double()
+    R = torch.as_tensor(refs, dtype=torch.float64, device=w.device)
+    t = W.shape[0]
+    sx, sxx, sxy = W.sum(0), (W * W).sum(0), R @ W
+    sr, srr = R.sum(1), (R * R).sum(1)
+    num = t * sxy - sr[:, None] * sx[None, :]
+    den = torch.sqrt(((t * srr - sr * sr)[:, None] * (t * sxx - sx * sx)[None]).abs())
+    rho = torch.nan_to_num(num / den)
+    modes = rho.abs().argmax(0)
+    cols = torch.arange(W.shape[1], device=w.device)
+    a = num[modes, cols] / (t * srr - sr * sr)[modes]
+    b = (sx - a * sr[modes]) / t
+    return modes, a, b
+
+
+@pytest.mark.parametrize("n", [11_000_000, N_GPU])
+@pytest.mark.benchmark(group="cmd-cuda-T21-M10")
+def test_cmd_deepscope_cuda(benchmark, n):
+    torch = _cuda_or_skip()
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    w = torch.randn(T, n, device="cuda", generator=gen)
+    refs = np.cumsum(np.random.default_rng(0).standard_normal((M, T)), axis=1)
+
+    def run():
+        out = assign_and_fit(w, refs, diagnostics=False)
+        torch.cuda.synchronize()
+        return out
+
+    out = benchmark.pedantic(run, rounds=5, warmup_rounds=1)
+    benchmark.extra_info["method"] = f"deepscope assign_and_fit CUDA, (T, N={n})"
+    benchmark.extra_info["GB_read"] = w.numel() * 4 / 1e9
+    modes, a, _ = torch_reference(w[:, :1_000_000], refs)
+    assert torch.equal(out.modes[:1_000_000], modes)
+
+
+@pytest.mark.parametrize("n", [11_000_000, N_GPU])
+@pytest.mark.benchmark(group="cmd-cuda-T21-M10")
+def test_cmd_torch_reference_cuda(benchmark, n):
+    torch = _cuda_or_skip()
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    w = torch.randn(T, n, device="cuda", generator=gen)
+    refs = np.cumsum(np.random.default_rng(0).standard_normal((M, T)), axis=1)
+
+    def run():
+        out = torch_reference(w, refs)
+        torch.cuda.synchronize()
+        return out
+
+    benchmark.extra_info["method"] = "torch float64 raw sums on the GPU"
+    benchmark.pedantic(run, rounds=3, warmup_rounds=1)

@@ -33,15 +33,9 @@ __global__ void cmd_fit_kernel(CmdFitProblem<T> p) {
   const int64_t Tn = p.T_len;
   const double w0 = load_w(p, i, 0);
 
-  // S1 and S2 over time, in time order.
+  // Cross sums per chunk of modes (S1 and S2 with the first chunk), in
+  // time order; running argmax |c_m| * inv_norm_m.
   double s1 = 0.0, s2 = 0.0;
-  for (int64_t t = 0; t < Tn; ++t) {
-    const double d = load_w(p, i, t) - w0;
-    s1 += d;
-    s2 += d * d;
-  }
-
-  // Cross sums per chunk of modes; running argmax |c_m| * inv_norm_m.
   int64_t best = 0;
   double best_score = -1.0, c_best = 0.0;
   for (int64_t m0 = 0; m0 < p.M; m0 += kModeChunk) {
@@ -52,6 +46,10 @@ __global__ void cmd_fit_kernel(CmdFitProblem<T> p) {
     for (int k = 0; k < kModeChunk; ++k) c[k] = 0.0;
     for (int64_t t = 0; t < Tn; ++t) {
       const double d = load_w(p, i, t) - w0;
+      if (m0 == 0) {
+        s1 += d;
+        s2 += d * d;
+      }
 #pragma unroll
       for (int k = 0; k < kModeChunk; ++k) {
         if (k < mc) c[k] += d * p.ref_centered[(m0 + k) * Tn + t];
