@@ -486,3 +486,21 @@ def _train_with(model, opt, steps, seed=0):
         opt.zero_grad()
         loss.backward()
         opt.step()
+
+
+@pytest.mark.parametrize("shape", [(1, 5), (2, 5), (3, 1), (5, 2)])
+def test_cmd_tiny_windows(shape):
+    w = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    cmd = CMD(3, 10).fit(w)
+    assert np.isfinite(cmd.a_).all()
+    assert np.isfinite(cmd.layer_errors_).all()
+    if shape[0] <= 2:  # two points are always fitted exactly
+        np.testing.assert_allclose(cmd.reconstruct(-1), w[-1], atol=1e-5)
+
+
+def test_cmd_all_constant_window():
+    cmd = CMD(3, 10).fit(np.ones((4, 6), np.float32))
+    np.testing.assert_array_equal(cmd.modes_, 0)
+    np.testing.assert_array_equal(cmd.a_, 0.0)
+    np.testing.assert_array_equal(cmd.b_, 1.0)
+    assert cmd.total_explained_variance_ == 1.0
