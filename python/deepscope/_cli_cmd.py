@@ -41,6 +41,12 @@ def add_cmd_command(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--modes", type=int, default=10, help="CMD modes M (default 10)")
     p.add_argument(
+        "--embedded-modes",
+        type=int,
+        default=2,
+        help="modes of the Embedded CMD runs (default 2)",
+    )
+    p.add_argument(
         "--samples", type=int, default=1000, help="CMD candidates K (default 1000)"
     )
     p.add_argument("--width", type=int, default=16, help="CNN width (default 16)")
@@ -94,6 +100,7 @@ def run_cmd_command(args: argparse.Namespace) -> int:
         width=args.width,
         modes=args.modes,
         samples=args.samples,
+        embedded_modes=args.embedded_modes,
         embedded=not args.no_embedded,
         show_progress=not args.no_progress,
         **kwargs,

@@ -213,7 +213,7 @@ def _run_embedded(
     cmd = EmbeddedCMD(
         model,
         opt,
-        cfg["modes"],
+        cfg["embedded_modes"],
         cfg["samples"],
         cfg["warmup"],
         embed_every=cfg["embed_every"],
@@ -264,11 +264,16 @@ def run_experiment(
     ema_decay: float = 0.99,
     embed_every: int = 2,
     embed_fraction: float = 0.2,
+    embedded_modes: int = 2,
     embedded: bool = True,
     data_root: str | Path = FASHION_DIR,
     show_progress: bool = True,
 ) -> dict[str, Any]:
     """Runs the comparison; returns per-seed results and a summary.
+
+    The Embedded CMD runs use ``embedded_modes`` modes (the official
+    ResNet-18 default, 2): a tensor holding a reference parameter is never
+    embedded, and with few modes fewer tensors hold one.
 
     Returns:
         ``{"config": ..., "runs": [per-seed dicts], "summary": {method:
@@ -300,6 +305,7 @@ def run_experiment(
         "ema_decay": ema_decay,
         "embed_every": embed_every,
         "embed_fraction": embed_fraction,
+        "embedded_modes": embedded_modes,
         "train_size": train_size,
         "test_size": test_size,
         "seeds": list(seeds),
