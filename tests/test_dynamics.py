@@ -504,3 +504,33 @@ def test_cmd_all_constant_window():
     np.testing.assert_array_equal(cmd.a_, 0.0)
     np.testing.assert_array_equal(cmd.b_, 1.0)
     assert cmd.total_explained_variance_ == 1.0
+
+
+def test_online_reestimates_when_the_dynamics_change():
+    rng = np.random.default_rng(0)
+    N, F = 400, 4
+    model = torch.nn.Linear(N, 1, bias=False)
+    a = rng.normal(size=N)
+    b = rng.normal(size=N)
+    r_old = np.cumsum(rng.normal(size=40))
+    r_new = np.cumsum(rng.normal(size=40))
+    cmd = OnlineCMD(model, n_modes=2, n_samples=100, warmup=F, reestimate_below=0.9)
+    ev = []
+    for t in range(20):
+        # Until t = 8 every parameter follows r_old; then half follow r_new
+        # and the other half r_old again, so one mode no longer fits.
+        r = np.where(np.arange(N) < N // 2, r_new[t], r_old[t]) if t >= 8 else r_old[t]
+        with torch.no_grad():
+            model.weight.copy_(torch.from_numpy(a * r + b).float()[None])
+        cmd.observe()
+        if cmd.is_fitted:
+            ev.append(cmd.explained_variance())
+    assert ev[0] > 0.999
+    assert min(ev) < 0.9
+    assert cmd.n_refits == 1
+    assert ev[-1] > 0.99  # the new window has two modes, and they are found
+    assert cmd.reference_trajectories.shape[1] <= 20 - 8
+    per_mode = cmd.explained_variance(per_mode=True)
+    assert per_mode.shape == (2,)
+    with pytest.raises(ValueError, match="reestimate_below"):
+        OnlineCMD(model, reestimate_below=1.5)

@@ -57,6 +57,17 @@ class OnlineCMD:
         bn: ``"skip"`` or ``"model"`` (batch-norm statistics).
         clustering: ``"linkage"`` (faithful) or ``"kmedoids"``.
         seed: seed of the candidate sampling.
+        reestimate_below: optional re-estimation (the official code freezes
+            the modes forever). When the explained variance of the fit over
+            the observations since the last fit falls below this value, a
+            new window of ``warmup + 1`` observations is collected (the
+            current model stays in use meanwhile) and the modes are fitted
+            again on it; observation indices ``t`` then count from the start
+            of that window. Costs the window's memory while collecting.
+
+    Attributes:
+        n_observed: observations so far.
+        n_refits: re-estimations so far.
     """
 
     def __init__(
@@ -69,9 +80,18 @@ class OnlineCMD:
         bn: str = "skip",
         clustering: str = "linkage",
         seed: int = 0,
+        reestimate_below: float | None = None,
     ) -> None:
         if int(warmup) < 1:
             raise ValueError(f"warmup: expected >= 1, got {warmup}")
+        if reestimate_below is not None and not 0.0 < reestimate_below <= 1.0:
+            raise ValueError(
+                f"reestimate_below: expected 0 < value <= 1 or None, got "
+                f"{reestimate_below}"
+            )
+        self.reestimate_below = reestimate_below
+        self.n_refits = 0
+        self._filled = 0
         self.model = model
         self.params = ParameterSet(model, bn=bn)
         self.warmup = int(warmup)
@@ -98,25 +118,80 @@ class OnlineCMD:
         import torch
 
         params = self.params if model is None else self._params_of(model)
-        if not self.is_fitted:
-            if self._buffer is None:
-                self._buffer = torch.empty(
-                    (self.warmup + 1, params.numel),
-                    dtype=params.dtype,
-                    device=params.device,
-                )
-            params.gather(self._buffer[self.n_observed])
-            if not bool(torch.isfinite(self._buffer[self.n_observed]).all()):
-                raise ValueError("model: parameters contain NaN or inf")
-            self.n_observed += 1
-            if self.n_observed == self.warmup + 1:
-                self._fit_window()
-            return
         flat = params.gather()
         if not bool(torch.isfinite(flat).all()):
             raise ValueError("model: parameters contain NaN or inf")
-        self._add_sample(flat)
+        if self.is_fitted:
+            self._add_sample(flat)
+            if self._buffer is None and self._drifted():
+                self._filled = 0  # start collecting a new window
+                self._buffer = self._new_buffer()
+        elif self._buffer is None:
+            self._buffer = self._new_buffer()
         self.n_observed += 1
+        if self._buffer is None:
+            return
+        self._buffer[self._filled].copy_(flat)
+        self._filled += 1
+        if self._filled == self.warmup + 1:
+            if self.is_fitted:
+                self.n_refits += 1
+            self._fit_window()
+            self._filled = 0
+
+    def _new_buffer(self) -> Any:
+        import torch
+
+        return torch.empty(
+            (self.warmup + 1, self.params.numel),
+            dtype=self.params.dtype,
+            device=self.params.device,
+        )
+
+    def _drifted(self) -> bool:
+        return (
+            self.reestimate_below is not None
+            and self.explained_variance() < self.reestimate_below
+        )
+
+    def explained_variance(self, per_mode: bool = False) -> Any:
+        """Explained variance of the fit over the observations since the fit.
+
+        1 - sum(residual) / sum(variance) over the modelled parameters (or
+        per mode with ``per_mode``); 1 where nothing varies.
+
+        Returns:
+            a float, or (M,) float64 NumPy array with ``per_mode``.
+        """
+        import torch
+
+        self._check_fitted()
+        s = self._stats
+        refs = self.reference_trajectories
+        n = refs.shape[1]
+        delta = refs - refs[:, :1]
+        r1 = delta.sum(axis=1)
+        ryy = (delta * delta).sum(axis=1) - r1 * r1 / n
+        dev = s["s1"].device
+        modes = s["modes"]
+        r1_i = torch.as_tensor(r1, device=dev)[modes]
+        ryy_i = torch.as_tensor(ryy, device=dev)[modes]
+        sxx = (s["s2"] - s["s1"] * s["s1"] / n).clamp_min(0.0)
+        cxy = s["c"] - s["s1"] * r1_i / n
+        fitted = torch.where(ryy_i > 0, cxy * cxy / ryy_i.clamp_min(1e-300), 0.0)
+        resid = (sxx - fitted).clamp_min(0.0)
+        M = len(r1)
+        if per_mode:
+            var_m = torch.zeros(M, dtype=torch.float64, device=dev)
+            err_m = torch.zeros(M, dtype=torch.float64, device=dev)
+            var_m.index_add_(0, modes, sxx)
+            err_m.index_add_(0, modes, resid)
+            var_m, err_m = var_m.cpu().numpy(), err_m.cpu().numpy()
+            return np.where(
+                var_m > 0, 1.0 - err_m / np.where(var_m > 0, var_m, 1.0), 1.0
+            )
+        total = float(sxx.sum())
+        return 1.0 - float(resid.sum()) / total if total > 0 else 1.0
 
     def _params_of(self, model: Any) -> ParameterSet:
         params = ParameterSet(model, bn=self.params.bn)
@@ -235,7 +310,7 @@ class OnlineCMD:
     def _check_fitted(self) -> None:
         if not self.is_fitted:
             raise RuntimeError(
-                f"OnlineCMD: not fitted yet ({self.n_observed} of "
+                f"OnlineCMD: not fitted yet ({self._filled} of "
                 f"{self.warmup + 1} warm-up observations)"
             )
 
@@ -247,11 +322,13 @@ class OnlineCMD:
             "version": _STATE_VERSION,
             "warmup": self.warmup,
             "n_observed": self.n_observed,
+            "filled": self._filled,
+            "n_refits": self.n_refits,
             "sizes": list(self.params.sizes),
             "bn": self.params.bn,
         }
         if self._buffer is not None:
-            state["buffer"] = self._buffer[: self.n_observed].clone()
+            state["buffer"] = self._buffer[: self._filled].clone()
         if self._stats is not None:
             state["stats"] = {k: v.clone() for k, v in self._stats.items()}
             state["refs"] = self.reference_trajectories.copy()
@@ -273,6 +350,8 @@ class OnlineCMD:
             raise ValueError("state: saved for a model with different parameters")
         self.warmup = int(state["warmup"])
         self.n_observed = int(state["n_observed"])
+        self._filled = int(state["filled"])
+        self.n_refits = int(state["n_refits"])
         dev = self.params.device
         self._buffer = None
         self._stats = None
@@ -283,7 +362,7 @@ class OnlineCMD:
                 dtype=self.params.dtype,
                 device=dev,
             )
-            self._buffer[: self.n_observed].copy_(state["buffer"])
+            self._buffer[: self._filled].copy_(state["buffer"])
         if "stats" in state:
             self._stats = {k: v.to(dev) for k, v in state["stats"].items()}
             refs = np.asarray(state["refs"], dtype=np.float64)
