@@ -17,6 +17,10 @@ masking would still compute and store full gradients, so it is not offered.
 A tensor is ranked by the mean coefficient drift of its elements,
 sqrt(da^2 + db^2) relative to the mean of sqrt(a^2 + b^2); tensors that hold
 a reference parameter are never embedded.
+
+Under DDP, a tensor that stops requiring gradients after the wrapper was
+built is reported as unused by the gradient reducer; build DDP with
+``find_unused_parameters=True`` (or re-wrap the model) when embedding.
 """
 
 from __future__ import annotations
