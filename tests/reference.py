@@ -398,3 +398,66 @@ def outliers_reference(
     mask = np.zeros(n, dtype=bool)
     mask[order[:r]] = True
     return mask
+
+
+# ---------------------------------------------------------------------------
+# CMD (Correlation Mode Decomposition): mode assignment and affine fit of
+# deepscope.dynamics.assign_and_fit, in float64 with two-pass (centred)
+# statistics, one reference at a time as the official code loops over modes.
+
+
+def cmd_assign_fit_reference(
+    window: np.ndarray, references: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(modes, a, b, rho) of a (T, N) window against (M, T) references.
+
+    rho is the Pearson correlation (0 for a constant trajectory or a constant
+    reference); the mode maximises |rho| (first on ties); a, b are the least
+    squares fit w ~ a r + b (a = 0, b = mean for a constant reference).
+    """
+    w = np.asarray(window, dtype=np.float64).T  # (N, T)
+    refs = np.asarray(references, dtype=np.float64)
+    wc = w - w.mean(axis=1, keepdims=True)
+    w_norm = np.sqrt((wc * wc).sum(axis=1))
+    N, M = w.shape[0], refs.shape[0]
+    rho = np.zeros((N, M))
+    slope = np.zeros((N, M))
+    for m in range(M):
+        rc = refs[m] - refs[m].mean()
+        ss = float((rc * rc).sum())
+        if ss <= 0.0:
+            continue
+        cov = wc @ rc
+        slope[:, m] = cov / ss
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rho[:, m] = np.where(w_norm > 0, cov / (w_norm * np.sqrt(ss)), 0.0)
+    modes = np.argmax(np.abs(rho), axis=1)
+    rows = np.arange(N)
+    a = slope[rows, modes]
+    b = w.mean(axis=1) - a * refs.mean(axis=1)[modes]
+    return modes.astype(np.int64), a, b, rho[rows, modes]
+
+
+def cmd_full_numpy(window_nt: np.ndarray, references: np.ndarray):
+    """The straightforward NumPy CMD pass (benchmark baseline), (N, T) input.
+
+    Full-array float64 from raw sums: Sx, Sxx, Sxy = W @ R^T, rho, argmax
+    |rho|, a, b, as in the official code's vectorised assignment.
+    """
+    W = np.asarray(window_nt, dtype=np.float64)
+    R = np.asarray(references, dtype=np.float64)
+    T = W.shape[1]
+    sx = W.sum(axis=1)
+    sxx = (W * W).sum(axis=1)
+    sxy = W @ R.T
+    sr = R.sum(axis=1)
+    srr = (R * R).sum(axis=1)
+    num = T * sxy - sx[:, None] * sr[None, :]
+    den = np.sqrt(np.abs((T * sxx - sx * sx)[:, None] * (T * srr - sr * sr)[None, :]))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = np.nan_to_num(num / den)
+    modes = np.argmax(np.abs(rho), axis=1)
+    rows = np.arange(W.shape[0])
+    a = num[rows, modes] / (T * srr - sr * sr)[modes]
+    b = (sx - a * sr[modes]) / T
+    return modes, a, b

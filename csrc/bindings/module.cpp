@@ -11,6 +11,7 @@ void bind_importance(py::module_& m);
 void bind_knn(py::module_& m);
 void bind_fps(py::module_& m);
 void bind_embedding(py::module_& m);
+void bind_cmd(py::module_& m);
 }  // namespace deepscope
 
 PYBIND11_MODULE(_core, m) {
@@ -21,4 +22,5 @@ PYBIND11_MODULE(_core, m) {
   deepscope::bind_knn(m);
   deepscope::bind_fps(m);
   deepscope::bind_embedding(m);
+  deepscope::bind_cmd(m);
 }

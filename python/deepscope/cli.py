@@ -11,6 +11,7 @@ trains a point-cloud classifier (see :mod:`deepscope._cli_train`);
 ``deepscope explain [INPUT] [--model CKPT] [--measure fbi|critical|gradient]``
 explains a classifier's prediction by per-point importance;
 ``deepscope conformity [EMB]`` analyses embedding geometry;
+``deepscope cmd`` runs the CMD training-dynamics experiment;
 ``deepscope bench [--quick]`` compares the kernels with installed peers. Bad
 arguments and unreadable inputs end with a one-line message and exit status
 2; a missing optional dependency ends with status 1.
@@ -31,6 +32,7 @@ import numpy as np
 
 import deepscope
 from deepscope._cli_bench import add_bench_command
+from deepscope._cli_cmd import add_cmd_command
 from deepscope._cli_conformity import add_conformity_command
 from deepscope._cli_explain import add_explain_command
 from deepscope._cli_train import add_train_command
@@ -165,6 +167,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_train_command(commands)
     add_explain_command(commands)
     add_conformity_command(commands)
+    add_cmd_command(commands)
     add_bench_command(commands)
     return parser
 
