@@ -1,0 +1,65 @@
+# Tests for `deepscope evaluate`: the robustness table on tiny digits runs.
+# SPDX-License-Identifier: MIT
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("sklearn") is None, reason="needs scikit-learn"
+)
+
+
+def _run(argv):
+    from deepscope._cli_evaluate import add_evaluate_command
+
+    parser = argparse.ArgumentParser()
+    add_evaluate_command(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+def _members(folder):
+    import torch
+
+    from deepscope.models import PointNet, save_checkpoint
+
+    torch.manual_seed(0)
+    folder.mkdir()
+    for name in ("patch", "curve", "random", "critical"):
+        save_checkpoint(PointNet(10, emb_dims=16).eval(), folder / f"{name}.pt")
+    return folder
+
+
+def test_evaluate_plain_and_members(tmp_path, capsys):
+    members = _members(tmp_path / "members")
+    out = tmp_path / "result.json"
+    argv = ["evaluate", "--data", "digits", "--points", "96", "--limit", "12"]
+    argv += ["--kinds", "jitter", "add_global", "--members", str(members)]
+    argv += ["--threads", "1", "--quiet", "--json", str(out)]
+    assert _run(argv) == 0
+    printed = capsys.readouterr().out
+    assert "mCE" in printed
+    assert "normalised by plain" in printed
+    result = json.loads(out.read_text())
+    assert set(result["scores"]) == {
+        "plain",
+        "+EPiC",
+        "+EPiC+critical",
+        "critical alone",
+    }
+    assert result["scores"]["plain"]["mce"] == 1.0
+    assert len(result["accuracy"]["plain"]) == 11  # clean + 2 kinds x 5 levels
+
+
+def test_evaluate_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="--model"):
+        _run(["evaluate", "--model", str(tmp_path / "none.pt")])
+    with pytest.raises(FileNotFoundError, match="--members"):
+        _run(["evaluate", "--members", str(tmp_path)])
+    with pytest.raises(ValueError, match="--limit"):
+        _run(["evaluate", "--limit", "0"])
