@@ -63,3 +63,10 @@ def test_evaluate_errors(tmp_path):
         _run(["evaluate", "--members", str(tmp_path)])
     with pytest.raises(ValueError, match="--limit"):
         _run(["evaluate", "--limit", "0"])
+
+
+def test_registered_in_main(capsys):
+    from deepscope.cli import main
+
+    assert main(["evaluate", "--limit", "0"]) == 2
+    assert "--limit" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-# The `deepscope` command: build facts (info), sampling (sample), training (train).
+# The `deepscope` command: info, sample, train and evaluate (robustness).
 # SPDX-License-Identifier: MIT
 """The ``deepscope`` command line, built on the public API only.
 
@@ -7,7 +7,9 @@
 samples a real point set (the embedded bunny when INPUT is omitted) and
 writes the samples as PLY plus a PNG picture;
 ``deepscope train --model pointnet|dgcnn --data fashion-mnist|digits -o CKPT.pt``
-trains a point-cloud classifier (see :mod:`deepscope._cli_train`). Bad
+trains a point-cloud classifier (see :mod:`deepscope._cli_train`);
+``deepscope evaluate`` prints accuracy, mCE and RmCE under the ModelNet-C
+corruptions (see :mod:`deepscope._cli_evaluate`). Bad
 arguments and unreadable inputs end with a one-line message and exit status
 2; a missing optional dependency ends with status 1.
 """
@@ -26,6 +28,7 @@ from typing import Any
 import numpy as np
 
 import deepscope
+from deepscope._cli_evaluate import add_evaluate_command
 from deepscope._cli_train import add_train_command
 
 __all__ = ["main"]
@@ -156,6 +159,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     sample.set_defaults(run=_run_sample)
     add_train_command(commands)
+    add_evaluate_command(commands)
     return parser
 
 
