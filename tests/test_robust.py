@@ -430,3 +430,21 @@ def test_train_member_runs():
     )
     assert len(history["train_loss"]) == 1
     assert not member.training
+
+
+def test_evaluate_robustness_and_table():
+    torch.manual_seed(0)
+    x = _clouds(B=6, N=128)
+    labels = np.arange(6) % 4
+    data = robust.corrupt_dataset(x, kinds=["jitter", "rotate"])
+    models = {"a": _Mean().eval(), "b": _Mean().eval()}
+    report = robust.evaluate_robustness(models, data, labels, reference="a")
+    assert len(report.accuracy["a"]) == 11
+    assert report.scores["a"].mce == 1.0
+    assert set(report.scores["b"].ce) == {"jitter", "rotate"}
+    text = robust.format_report(report)
+    assert "Jitter" in text
+    assert "normalised by a" in text
+    assert robust.format_report(report, markdown=True).startswith("| Model |")
+    with pytest.raises(ValueError, match="reference"):
+        robust.evaluate_robustness(models, data, labels, reference="c")
