@@ -70,3 +70,27 @@ def test_registered_in_main(capsys):
 
     assert main(["evaluate", "--limit", "0"]) == 2
     assert "--limit" in capsys.readouterr().err
+
+
+def test_demo_writes_report_and_figures(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from deepscope._cli_demo import add_demo_command
+
+    parser = argparse.ArgumentParser()
+    add_demo_command(parser.add_subparsers(dest="command"))
+    out = tmp_path / "demo"
+    args = parser.parse_args(
+        ["demo", "--limit", "3", "--kinds", "jitter", "--quiet", "-o", str(out)]
+    )
+    assert args.run(args) == 0
+    assert "mCE" in capsys.readouterr().out
+    for name in ("corruptions", "importance", "accuracy_per_level"):
+        assert (out / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+    assert "| Model |" in (out / "report.md").read_text()
+
+
+def test_parser_corruption_names_match():
+    from deepscope import robust
+    from deepscope._cli_evaluate import CORRUPTIONS
+
+    assert CORRUPTIONS == robust.CORRUPTIONS

@@ -25,6 +25,17 @@ __all__ = ["add_evaluate_command"]
 
 DATASETS = ("fashion-mnist", "digits")
 MEMBER_FILES = ("patch", "curve", "random", "critical")
+#: deepscope.robust.CORRUPTIONS, repeated so that building the parser does
+#: not import torch.
+CORRUPTIONS = (
+    "scale",
+    "jitter",
+    "rotate",
+    "dropout_global",
+    "dropout_local",
+    "add_global",
+    "add_local",
+)
 
 
 def add_evaluate_command(subparsers: Any) -> argparse.ArgumentParser:
@@ -36,8 +47,6 @@ def add_evaluate_command(subparsers: Any) -> argparse.ArgumentParser:
     Returns:
         The ``evaluate`` parser (its ``run`` default runs the command).
     """
-    from deepscope.robust import CORRUPTIONS
-
     parser = subparsers.add_parser(
         "evaluate",
         help="robustness under ModelNet-C corruptions: accuracy, mCE, RmCE",
