@@ -1,4 +1,4 @@
-# The `deepscope` command: info, sample, train and evaluate (robustness).
+# The `deepscope` command: info, sample, train, evaluate (robustness) and demo.
 # SPDX-License-Identifier: MIT
 """The ``deepscope`` command line, built on the public API only.
 
@@ -9,7 +9,8 @@ writes the samples as PLY plus a PNG picture;
 ``deepscope train --model pointnet|dgcnn --data fashion-mnist|digits -o CKPT.pt``
 trains a point-cloud classifier (see :mod:`deepscope._cli_train`);
 ``deepscope evaluate`` prints accuracy, mCE and RmCE under the ModelNet-C
-corruptions (see :mod:`deepscope._cli_evaluate`). Bad
+corruptions (see :mod:`deepscope._cli_evaluate`); ``deepscope demo`` runs
+the end-to-end tour (see :mod:`deepscope._cli_demo`). Bad
 arguments and unreadable inputs end with a one-line message and exit status
 2; a missing optional dependency ends with status 1.
 """
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 
 import deepscope
+from deepscope._cli_demo import add_demo_command
 from deepscope._cli_evaluate import add_evaluate_command
 from deepscope._cli_train import add_train_command
 
@@ -160,6 +162,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sample.set_defaults(run=_run_sample)
     add_train_command(commands)
     add_evaluate_command(commands)
+    add_demo_command(commands)
     return parser
 
 
