@@ -80,7 +80,8 @@ def test_demo_writes_report_and_figures(tmp_path, capsys):
     add_demo_command(parser.add_subparsers(dest="command"))
     out = tmp_path / "demo"
     args = parser.parse_args(
-        ["demo", "--limit", "3", "--kinds", "jitter", "--quiet", "-o", str(out)]
+        ["demo", "--limit", "2", "--kinds", "jitter", "--quiet", "--threads", "1"]
+        + ["-o", str(out)]
     )
     assert args.run(args) == 0
     assert "mCE" in capsys.readouterr().out
