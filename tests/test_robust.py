@@ -448,3 +448,11 @@ def test_evaluate_robustness_and_table():
     assert robust.format_report(report, markdown=True).startswith("| Model |")
     with pytest.raises(ValueError, match="reference"):
         robust.evaluate_robustness(models, data, labels, reference="c")
+
+
+def test_undefined_scores_are_nan():
+    perfect = {"clean": 1.0, **{k: 1.0 for k in robust.CORRUPTIONS}}
+    result = robust.mce(perfect, reference=perfect)
+    assert math.isnan(result.ce["jitter"])
+    assert math.isnan(result.mce)
+    assert math.isnan(result.rmce)

@@ -146,7 +146,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     from deepscope import robust
     from deepscope.models import load_checkpoint
-    from deepscope.robust._evaluate import evaluate_robustness, format_report
+    from deepscope.robust._evaluate import _ensemble_accuracies, format_report
 
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit: expected >= 1, got {args.limit}")
@@ -155,7 +155,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     plain = _load_model(args.model)
-    models: dict[str, Any] = {"plain": plain}
+    epic = critical = None
     if args.members is not None:
         if not args.members.is_dir():
             raise FileNotFoundError(f"--members: {args.members}: no such folder")
@@ -172,11 +172,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
                 f"{args.members}"
             )
         epic = robust.EPiC.from_backbones([found[m] for m in methods])
-        models["+EPiC"] = epic
         if "critical" in found:
             critical = robust.CriticalSubsetMember(found["critical"])
-            models["+EPiC+critical"] = robust.EPiC([*epic.members, critical])
-            models["critical alone"] = critical
 
     dataset, labels, description = _test_set(args)
     bar = None
@@ -184,26 +181,39 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         try:
             from tqdm import tqdm
 
-            bar = tqdm(total=len(models) * len(dataset), unit="split", file=sys.stderr)
+            bar = tqdm(total=len(dataset), unit="split", file=sys.stderr)
         except ImportError:
             bar = None
 
     def progress(model: str, split: str) -> None:
         if bar is not None:
-            bar.set_description(f"{model}: {split}")
+            bar.set_description(split)
             bar.update(1)
 
-    report = evaluate_robustness(
-        models,
+    # Members' logits are computed once per split and shared by the ensembles.
+    accuracy = _ensemble_accuracies(
+        plain,
+        epic,
+        critical,
         dataset,
         labels,
-        reference="plain" if args.reference == "plain" else None,
         batch_size=args.batch_size,
-        rounded=not args.unrounded,
         progress=progress,
     )
     if bar is not None:
         bar.close()
+    kinds = [k for k in robust.CORRUPTIONS if f"{k}_0" in dataset]
+    reference = accuracy["plain"] if args.reference == "plain" else None
+    scores = {
+        name: robust.mce(acc, reference, rounded=not args.unrounded, kinds=kinds)
+        for name, acc in accuracy.items()
+    }
+    report = robust.RobustnessReport(
+        accuracy,
+        scores,
+        "plain" if args.reference == "plain" else "DGCNN (published)",
+        {},
+    )
     print(f"data     {description}")
     print(format_report(report, markdown=args.markdown))
     if args.json is not None:

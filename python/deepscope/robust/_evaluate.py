@@ -133,3 +133,66 @@ def format_report(report: RobustnessReport, *, markdown: bool = False) -> str:
         for r in [header, *rows]
     ]
     return "\n".join(lines) + "\n" + note
+
+
+def _ensemble_accuracies(
+    plain: Any,
+    epic: Any,
+    critical: Any,
+    dataset: Mapping[str, Any],
+    labels: Any,
+    *,
+    batch_size: int = 50,
+    progress: Callable[[str, str], None] | None = None,
+) -> dict[str, dict[str, float]]:
+    """Accuracies of plain, +EPiC, +EPiC+critical and critical alone.
+
+    Every member's logits are computed once per split and combined (mean of
+    raw logits), instead of re-running the shared members per ensemble.
+    ``epic`` and ``critical`` may be None (their rows are then left out).
+    """
+    import torch
+
+    labels = torch.as_tensor(np.asarray(labels))
+    names = ["plain"]
+    if epic is not None:
+        names.append("+EPiC")
+        if critical is not None:
+            names.append("+EPiC+critical")
+    if critical is not None:
+        names.append("critical alone")
+    modules = [m for m in (plain, epic, critical) if m is not None]
+    modes = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    accuracy: dict[str, dict[str, float]] = {name: {} for name in names}
+    try:
+        for split, points in dataset.items():
+            if progress is not None:
+                progress("all", split)
+            x = torch.as_tensor(np.asarray(points))
+            parts: dict[str, list] = {"p": [], "e": [], "c": []}
+            with torch.no_grad():
+                for i in range(0, len(x), batch_size):
+                    chunk = x[i : i + batch_size]
+                    parts["p"].append(plain(chunk))
+                    if epic is not None:
+                        parts["e"].append(epic.member_logits(chunk))
+                    if critical is not None:
+                        parts["c"].append(critical.member_logits(chunk))
+            logits = {"plain": torch.cat(parts["p"])}
+            if epic is not None:
+                e = torch.cat(parts["e"], dim=1)
+                logits["+EPiC"] = e.mean(0)
+            if critical is not None:
+                c = torch.cat(parts["c"], dim=1)
+                logits["critical alone"] = c.mean(0)
+                if epic is not None:
+                    logits["+EPiC+critical"] = torch.cat([e, c]).mean(0)
+            for name in names:
+                hits = logits[name].argmax(1).cpu() == labels
+                accuracy[name][split] = float(hits.float().mean())
+    finally:
+        for m, mode in zip(modules, modes, strict=True):
+            m.train(mode)
+    return accuracy

@@ -12,6 +12,7 @@ offers ``rounded=False`` for exact arithmetic.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -120,8 +121,11 @@ def mce(
         :class:`MCEResult`.
 
     Raises:
-        ValueError: a missing or out-of-range accuracy, or a reference whose
-            error on a corruption is zero (CE undefined).
+        ValueError: a missing or out-of-range accuracy.
+
+    A CE whose reference error is zero, or an RCE whose reference loses no
+    accuracy under the corruption, is NaN (undefined), and so are the means
+    that include it.
     """
     r = (lambda x: round(x, 3)) if rounded else (lambda x: x)
     clean, levels = _per_corruption(accuracies, "accuracies", kinds)
@@ -133,11 +137,9 @@ def mce(
     for kind in kinds:
         oa[kind] = r(sum(levels[kind]) / len(levels[kind]))
         ref_oa = r(sum(ref_levels[kind]) / len(ref_levels[kind]))
-        if ref_oa == 1.0:
-            raise ValueError(f"reference[{kind!r}]: accuracy 1, CE undefined")
-        ce[kind] = r((1 - oa[kind]) / (1 - ref_oa))
+        ce[kind] = r((1 - oa[kind]) / (1 - ref_oa)) if ref_oa != 1.0 else math.nan
         drop = ref_clean - ref_oa
-        rce[kind] = r((clean - oa[kind]) / drop) if drop != 0 else float("nan")
+        rce[kind] = r((clean - oa[kind]) / drop) if drop != 0 else math.nan
     n = len(kinds)
     return MCEResult(
         clean=clean,
