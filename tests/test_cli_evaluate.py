@@ -95,3 +95,10 @@ def test_parser_corruption_names_match():
     from deepscope._cli_evaluate import CORRUPTIONS
 
     assert CORRUPTIONS == robust.CORRUPTIONS
+
+
+def test_evaluate_shipped_members(capsys):
+    argv = ["evaluate", "--data", "digits", "--points", "64", "--limit", "6"]
+    argv += ["--kinds", "rotate", "--members", "shipped", "--threads", "1", "--quiet"]
+    assert _run(argv) == 0
+    assert "+EPiC+critical" in capsys.readouterr().out

@@ -6,6 +6,7 @@ Usage::
 
     python tools/robust_fmnist.py train OUT_DIR   # members -> OUT_DIR/*.pt
     python tools/robust_fmnist.py eval OUT_DIR    # table -> OUT_DIR/report.*
+    python tools/robust_fmnist.py ship OUT_DIR    # float16 copies -> the package
 
 Data: Fashion-MNIST point clouds (:func:`deepscope.pointsets.fashion_mnist_points`)
 with 1024 points per cloud, so that every ModelNet-C corruption applies with
@@ -137,8 +138,21 @@ def evaluate(out: Path) -> None:
     )
 
 
+def ship(out: Path) -> None:
+    """Float16 copies of the members into ``deepscope/robust/weights``."""
+    weights = Path(__file__).resolve().parents[1] / "python/deepscope/robust/weights"
+    weights.mkdir(exist_ok=True)
+    for name in RECIPES:
+        checkpoint = torch.load(out / f"{name}.pt", weights_only=True)
+        checkpoint["state_dict"] = {
+            key: value.half() if value.is_floating_point() else value
+            for key, value in checkpoint["state_dict"].items()
+        }
+        torch.save(checkpoint, weights / f"{name}.pt")
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     torch.manual_seed(0)
     command, folder = sys.argv[1], Path(sys.argv[2])
-    {"train": train, "eval": evaluate}[command](folder)
+    {"train": train, "eval": evaluate, "ship": ship}[command](folder)

@@ -68,7 +68,8 @@ def add_evaluate_command(subparsers: Any) -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="folder with EPiC member checkpoints patch.pt, curve.pt, random.pt "
-        "and optionally critical.pt (tools/robust_fmnist.py writes them)",
+        "and optionally critical.pt (tools/robust_fmnist.py writes them), or "
+        "'shipped' for the members that ship with the package",
     )
     parser.add_argument("--data", choices=DATASETS, default="fashion-mnist")
     parser.add_argument(
@@ -156,6 +157,10 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     plain = _load_model(args.model)
     epic = critical = None
+    if args.members is not None and str(args.members) == "shipped":
+        from importlib import resources
+
+        args.members = Path(str(resources.files("deepscope.robust") / "weights"))
     if args.members is not None:
         if not args.members.is_dir():
             raise FileNotFoundError(f"--members: {args.members}: no such folder")
