@@ -102,3 +102,10 @@ def test_evaluate_shipped_members(capsys):
     argv += ["--kinds", "rotate", "--members", "shipped", "--threads", "1", "--quiet"]
     assert _run(argv) == 0
     assert "+EPiC+critical" in capsys.readouterr().out
+
+
+def test_evaluate_plain_only(capsys):
+    argv = ["evaluate", "--data", "digits", "--points", "64", "--limit", "6"]
+    argv += ["--kinds", "scale", "--members", "none", "--threads", "1", "--quiet"]
+    assert _run(argv) == 0
+    assert "+EPiC" not in capsys.readouterr().out

@@ -5,11 +5,12 @@
 Builds a ModelNet-C style corrupted test set (seven corruptions, five levels,
 published parameters) from labelled clouds, or reads the official ModelNet-C
 HDF5 files (``--modelnet-c DIR``), evaluates the plain classifier and, with
-``--members DIR``, the EPiC ensemble (``patch.pt``, ``curve.pt``,
-``random.pt``; 12 members) and the ensemble plus a critical-subset member
-(``critical.pt``), and prints clean accuracy, per-corruption error and CE,
-mCE, RmCE and mOA. CE/RCE are normalised by the plain model (default) or by
-the published DGCNN (``--reference dgcnn``, meaningful on ModelNet-C only).
+``--members DIR`` (default: the shipped members), the EPiC ensemble
+(``patch.pt``, ``curve.pt``, ``random.pt``; 12 members) and the ensemble plus
+a critical-subset member (``critical.pt``), and prints clean accuracy,
+per-corruption error and CE, mCE, RmCE and mOA. CE/RCE are normalised by the
+plain model (default) or by the published DGCNN (``--reference dgcnn``,
+meaningful on ModelNet-C only).
 Registered in :mod:`deepscope.cli` through :func:`add_evaluate_command`.
 """
 
@@ -66,10 +67,11 @@ def add_evaluate_command(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--members",
         type=Path,
-        default=None,
+        default=Path("shipped"),
         help="folder with EPiC member checkpoints patch.pt, curve.pt, random.pt "
-        "and optionally critical.pt (tools/robust_fmnist.py writes them), or "
-        "'shipped' for the members that ship with the package",
+        "and optionally critical.pt (tools/robust_fmnist.py writes them); "
+        "'shipped' (default) for the members that ship with the package, "
+        "'none' for the plain model alone",
     )
     parser.add_argument("--data", choices=DATASETS, default="fashion-mnist")
     parser.add_argument(
@@ -157,6 +159,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     plain = _load_model(args.model)
     epic = critical = None
+    if str(args.members) == "none":
+        args.members = None
     if args.members is not None and str(args.members) == "shipped":
         from importlib import resources
 
