@@ -213,6 +213,7 @@ def _figures(
         axes.set_aspect("equal")
         axes.axis("off")
     figure.suptitle("FBI importance (feature norms); predicted (true)")
+    figure.subplots_adjust(top=0.78)
     figure.savefig(folder / "importance.png")
     names.append("importance")
 
