@@ -109,3 +109,29 @@ def test_evaluate_plain_only(capsys):
     argv += ["--kinds", "scale", "--members", "none", "--threads", "1", "--quiet"]
     assert _run(argv) == 0
     assert "+EPiC" not in capsys.readouterr().out
+
+
+def test_evaluate_modelnet40_and_modelnet_c_folders(tmp_path, capsys):
+    h5py = pytest.importorskip("h5py")
+    import numpy as np
+
+    from deepscope import robust
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "modelnet40_ply_hdf5_2048"
+    folder.mkdir()
+    points = rng.normal(size=(5, 2048, 3)).astype(np.float32)
+    labels = np.arange(5).reshape(-1, 1) % 3
+    with h5py.File(folder / "ply_data_test0.h5", "w") as f:
+        f["data"], f["label"] = points, labels
+    argv = ["evaluate", "--modelnet40", str(tmp_path), "--points", "96"]
+    argv += ["--kinds", "jitter", "--members", "none", "--threads", "1", "--quiet"]
+    assert _run(argv) == 0
+    assert "ModelNet40 test" in capsys.readouterr().out
+
+    data = robust.corrupt_dataset(points[:, :96], kinds=["jitter"])
+    robust.save_modelnet_c(tmp_path / "modelnet_c", data, labels)
+    argv = ["evaluate", "--modelnet-c", str(tmp_path), "--kinds", "jitter"]
+    argv += ["--members", "none", "--reference", "dgcnn", "--quiet"]
+    assert _run(argv) == 0
+    assert "normalised by DGCNN (published)" in capsys.readouterr().out

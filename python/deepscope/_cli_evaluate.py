@@ -82,6 +82,13 @@ def add_evaluate_command(subparsers: Any) -> argparse.ArgumentParser:
         help="evaluate on the official ModelNet-C HDF5 folder instead of --data",
     )
     parser.add_argument(
+        "--modelnet40",
+        type=Path,
+        default=None,
+        help="corrupt the official ModelNet40 HDF5 test split (modelnet40_ply_"
+        "hdf5_2048; first --points points per shape, as ModelNet-C) instead of --data",
+    )
+    parser.add_argument(
         "--points", type=int, default=1024, help="points per cloud (default: 1024)"
     )
     parser.add_argument(
@@ -133,6 +140,17 @@ def _test_set(args: argparse.Namespace) -> tuple[dict[str, Any], Any, str]:
         labels = loaded["clean"][1]
         dataset = {name: points[: args.limit] for name, (points, _) in loaded.items()}
         return dataset, labels[: args.limit], f"ModelNet-C ({args.modelnet_c})"
+    if args.modelnet40 is not None:
+        data = pointsets.modelnet40_h5(
+            args.modelnet40, "test", n_points=args.points, limit=args.limit
+        )
+        dataset = robust.corrupt_dataset(data.points, kinds=args.kinds, seed=args.seed)
+        label = (
+            f"ModelNet40 test ({args.modelnet40}), {len(data.labels)} clouds x "
+            f"{data.points.shape[1]} points, self-generated corruptions (seed "
+            f"{args.seed}; not comparable with published ModelNet-C numbers)"
+        )
+        return dataset, data.labels, label
     loader = (
         pointsets.fashion_mnist_points
         if args.data == "fashion-mnist"
