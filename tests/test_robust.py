@@ -456,3 +456,13 @@ def test_undefined_scores_are_nan():
     assert math.isnan(result.ce["jitter"])
     assert math.isnan(result.mce)
     assert math.isnan(result.rmce)
+
+
+@pytest.mark.parametrize("N", [1, 2, 3, 5])
+def test_epic_tiny_clouds(N):
+    torch.manual_seed(0)
+    model = robust.EPiC.from_backbones([_Mean(), _Mean(), _Mean()]).eval()
+    x = _torch_clouds(B=2, N=N)
+    out = model(x)
+    assert out.shape == (2, 4)
+    assert torch.isfinite(out).all()
