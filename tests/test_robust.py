@@ -61,9 +61,8 @@ def test_seeded_deterministic_not_modified_and_per_sample(kind):
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(x, before)
     assert not np.array_equal(a, c)
-    # Cloud 1 alone (as sample 0 of a batch of 1) differs from cloud 1 in
-    # the batch only through its stream index; identical clouds in one
-    # batch get different corruptions.
+    # Streams are per sample: two identical clouds in one batch get different
+    # corruptions, and sample 0's result does not depend on the batch size.
     same = np.repeat(x[:1], 2, axis=0)
     twins = robust.corrupt(same, kind, 2, seed=5).points
     assert not np.array_equal(twins[0], twins[1])
