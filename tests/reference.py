@@ -461,3 +461,37 @@ def cmd_full_numpy(window_nt: np.ndarray, references: np.ndarray):
     a = num[rows, modes] / (T * srr - sr * sr)[modes]
     b = (sx - a * sr[modes]) / T
     return modes, a, b
+
+
+# deepscope.robust: ModelNet-C corruptions (rotation and dropout_local).
+
+
+def modelnet_c_rotation_reference(angles: np.ndarray) -> np.ndarray:
+    """``Rz @ Ry @ Rx`` of ModelNet-C's corrupt_rotate for angles (3,), float64."""
+    a, b, c = (float(t) for t in angles)
+    rx = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    ry = np.array([[np.cos(b), 0, np.sin(b)], [0, 1, 0], [-np.sin(b), 0, np.cos(b)]])
+    rz = np.array([[np.cos(c), -np.sin(c), 0], [np.sin(c), np.cos(c), 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def dropout_local_reference(
+    points: np.ndarray, sizes: np.ndarray, ranks: list[int]
+) -> np.ndarray:
+    """One cloud (N, 3) after dropping clusters, one at a time, in input order.
+
+    Cluster ``i`` is centred on the ``ranks[i]``-th remaining point (in index
+    order) and removes its ``sizes[i]`` nearest remaining points (float64
+    squared distances, ties to the lowest index), the centre included.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    alive = np.ones(len(points), bool)
+    for size, rank in zip(sizes, ranks, strict=True):
+        if size == 0:
+            continue
+        remaining = np.flatnonzero(alive)
+        centre = points[remaining[rank]]
+        dist = squared_distances_to(points[remaining], centre)
+        order = np.argsort(dist, kind="stable")
+        alive[remaining[order[:size]]] = False
+    return np.flatnonzero(alive)

@@ -1,4 +1,4 @@
-# The `deepscope` command: info, sample, train and explain.
+# The `deepscope` command: one subcommand per job, on the public API only.
 # SPDX-License-Identifier: MIT
 """The ``deepscope`` command line, built on the public API only.
 
@@ -12,7 +12,9 @@ trains a point-cloud classifier (see :mod:`deepscope._cli_train`);
 explains a classifier's prediction by per-point importance;
 ``deepscope conformity [EMB]`` analyses embedding geometry;
 ``deepscope cmd`` runs the CMD training-dynamics experiment;
-``deepscope bench [--quick]`` compares the kernels with installed peers. Bad
+``deepscope bench [--quick]`` compares the kernels with installed peers;
+``deepscope evaluate`` prints accuracy, mCE and RmCE under the ModelNet-C
+corruptions; ``deepscope demo`` runs the robustness tour. Bad
 arguments and unreadable inputs end with a one-line message and exit status
 2; a missing optional dependency ends with status 1.
 """
@@ -34,6 +36,8 @@ import deepscope
 from deepscope._cli_bench import add_bench_command
 from deepscope._cli_cmd import add_cmd_command
 from deepscope._cli_conformity import add_conformity_command
+from deepscope._cli_demo import add_demo_command
+from deepscope._cli_evaluate import add_evaluate_command
 from deepscope._cli_explain import add_explain_command
 from deepscope._cli_train import add_train_command
 
@@ -169,6 +173,8 @@ def _build_parser() -> argparse.ArgumentParser:
     add_conformity_command(commands)
     add_cmd_command(commands)
     add_bench_command(commands)
+    add_evaluate_command(commands)
+    add_demo_command(commands)
     return parser
 
 

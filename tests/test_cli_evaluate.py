@@ -1,0 +1,137 @@
+# Tests for `deepscope evaluate`: the robustness table on tiny digits runs.
+# SPDX-License-Identifier: MIT
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("sklearn") is None, reason="needs scikit-learn"
+)
+
+
+def _run(argv):
+    from deepscope._cli_evaluate import add_evaluate_command
+
+    parser = argparse.ArgumentParser()
+    add_evaluate_command(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+def _members(folder):
+    import torch
+
+    from deepscope.models import PointNet, save_checkpoint
+
+    torch.manual_seed(0)
+    folder.mkdir()
+    for name in ("patch", "curve", "random", "critical"):
+        save_checkpoint(PointNet(10, emb_dims=16).eval(), folder / f"{name}.pt")
+    return folder
+
+
+def test_evaluate_plain_and_members(tmp_path, capsys):
+    members = _members(tmp_path / "members")
+    out = tmp_path / "result.json"
+    argv = ["evaluate", "--data", "digits", "--points", "96", "--limit", "12"]
+    argv += ["--kinds", "jitter", "add_global", "--members", str(members)]
+    argv += ["--threads", "1", "--quiet", "--json", str(out)]
+    assert _run(argv) == 0
+    printed = capsys.readouterr().out
+    assert "mCE" in printed
+    assert "normalised by plain" in printed
+    result = json.loads(out.read_text())
+    assert set(result["scores"]) == {
+        "plain",
+        "+EPiC",
+        "+EPiC+critical",
+        "critical alone",
+    }
+    assert result["scores"]["plain"]["mce"] == 1.0
+    assert len(result["accuracy"]["plain"]) == 11  # clean + 2 kinds x 5 levels
+
+
+def test_evaluate_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="--model"):
+        _run(["evaluate", "--model", str(tmp_path / "none.pt")])
+    with pytest.raises(FileNotFoundError, match="--members"):
+        _run(["evaluate", "--members", str(tmp_path)])
+    with pytest.raises(ValueError, match="--limit"):
+        _run(["evaluate", "--limit", "0"])
+
+
+def test_registered_in_main(capsys):
+    from deepscope.cli import main
+
+    assert main(["evaluate", "--limit", "0"]) == 2
+    assert "--limit" in capsys.readouterr().err
+
+
+def test_demo_writes_report_and_figures(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from deepscope._cli_demo import add_demo_command
+
+    parser = argparse.ArgumentParser()
+    add_demo_command(parser.add_subparsers(dest="command"))
+    out = tmp_path / "demo"
+    args = parser.parse_args(
+        ["demo", "--limit", "2", "--kinds", "jitter", "--quiet", "--threads", "1"]
+        + ["-o", str(out)]
+    )
+    assert args.run(args) == 0
+    assert "mCE" in capsys.readouterr().out
+    for name in ("corruptions", "importance", "accuracy_per_level"):
+        assert (out / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+    assert "| Model |" in (out / "report.md").read_text()
+
+
+def test_parser_corruption_names_match():
+    from deepscope import robust
+    from deepscope._cli_evaluate import CORRUPTIONS
+
+    assert CORRUPTIONS == robust.CORRUPTIONS
+
+
+def test_evaluate_shipped_members(capsys):
+    argv = ["evaluate", "--data", "digits", "--points", "64", "--limit", "6"]
+    argv += ["--kinds", "rotate", "--members", "shipped", "--threads", "1", "--quiet"]
+    assert _run(argv) == 0
+    assert "+EPiC+critical" in capsys.readouterr().out
+
+
+def test_evaluate_plain_only(capsys):
+    argv = ["evaluate", "--data", "digits", "--points", "64", "--limit", "6"]
+    argv += ["--kinds", "scale", "--members", "none", "--threads", "1", "--quiet"]
+    assert _run(argv) == 0
+    assert "+EPiC" not in capsys.readouterr().out
+
+
+def test_evaluate_modelnet40_and_modelnet_c_folders(tmp_path, capsys):
+    h5py = pytest.importorskip("h5py")
+    import numpy as np
+
+    from deepscope import robust
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "modelnet40_ply_hdf5_2048"
+    folder.mkdir()
+    points = rng.normal(size=(5, 2048, 3)).astype(np.float32)
+    labels = np.arange(5).reshape(-1, 1) % 3
+    with h5py.File(folder / "ply_data_test0.h5", "w") as f:
+        f["data"], f["label"] = points, labels
+    argv = ["evaluate", "--modelnet40", str(tmp_path), "--points", "96"]
+    argv += ["--kinds", "jitter", "--members", "none", "--threads", "1", "--quiet"]
+    assert _run(argv) == 0
+    assert "ModelNet40 test" in capsys.readouterr().out
+
+    data = robust.corrupt_dataset(points[:, :96], kinds=["jitter"])
+    robust.save_modelnet_c(tmp_path / "modelnet_c", data, labels)
+    argv = ["evaluate", "--modelnet-c", str(tmp_path), "--kinds", "jitter"]
+    argv += ["--members", "none", "--reference", "dgcnn", "--quiet"]
+    assert _run(argv) == 0
+    assert "normalised by DGCNN (published)" in capsys.readouterr().out
