@@ -10,6 +10,7 @@ void bind_partial(py::module_& m);
 void bind_importance(py::module_& m);
 void bind_knn(py::module_& m);
 void bind_fps(py::module_& m);
+void bind_graph(py::module_& m);
 }  // namespace deepscope
 
 PYBIND11_MODULE(_core, m) {
@@ -19,4 +20,5 @@ PYBIND11_MODULE(_core, m) {
   deepscope::bind_importance(m);
   deepscope::bind_knn(m);
   deepscope::bind_fps(m);
+  deepscope::bind_graph(m);
 }

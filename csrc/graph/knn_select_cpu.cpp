@@ -1,0 +1,66 @@
+// CPU (OpenMP) fused top-k selection and exact re-ranking.
+// SPDX-License-Identifier: MIT
+#include <cstdint>
+#include <vector>
+
+#include "common/parallel.h"
+#include "graph/knn_select.h"
+#include "graph/knn_select_impl.h"
+
+namespace deepscope {
+
+using knn_select_detail::rerank_row;
+using knn_select_detail::update_row;
+
+template <typename T>
+void topk_block_update_cpu(const TopkBlock& b, const T* gram,
+                           const T* row_norms, const T* col_norms,
+                           std::int64_t* pool_idx, double* pool_d2) {
+  DS_CHECK_ARG(b.pool >= 1, "pool: expected >= 1, got " << b.pool);
+
+  // One row per iteration; rows own disjoint pools.
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < b.rows; ++i) {
+    update_row(gram, i, b.cols, b.row_stride, b.col_stride, b.row_offset,
+               b.col_offset, b.exclude_self,
+               static_cast<double>(row_norms[i]), col_norms,
+               pool_idx + i * b.pool, pool_d2 + i * b.pool, b.pool);
+  }
+}
+
+template <typename T>
+void rerank_pool_cpu(const RerankArgs& a, const T* query, const T* reference,
+                     const std::int64_t* pool_idx, const double* pool_d2,
+                     const double* slack, std::int64_t* indices, double* d2,
+                     std::int64_t* certified) {
+  DS_CHECK_ARG(a.k >= 1 && a.k <= a.pool,
+               "k: expected 1 <= k <= pool (" << a.pool << "), got " << a.k);
+
+  // Exact distances per row with per-thread scratch pools.
+#pragma omp parallel
+  {
+    std::vector<std::int64_t> scratch_idx(a.pool);
+    std::vector<double> scratch_d2(a.pool);
+#pragma omp for schedule(dynamic, 64)
+    for (std::int64_t m = 0; m < a.num_query; ++m) {
+      certified[m] = rerank_row(
+          query + m * a.dim, reference, a.dim, pool_idx + m * a.pool,
+          pool_d2 + m * a.pool, slack[m], a.pool, a.k, scratch_idx.data(),
+          scratch_d2.data(), indices + m * a.k, d2 + m * a.k);
+    }
+  }
+}
+
+#define DS_INSTANTIATE(T)                                                      \
+  template void topk_block_update_cpu<T>(const TopkBlock&, const T*,           \
+                                         const T*, const T*, std::int64_t*,    \
+                                         double*);                             \
+  template void rerank_pool_cpu<T>(const RerankArgs&, const T*, const T*,      \
+                                   const std::int64_t*, const double*,         \
+                                   const double*, std::int64_t*, double*,      \
+                                   std::int64_t*);
+DS_INSTANTIATE(float)
+DS_INSTANTIATE(double)
+#undef DS_INSTANTIATE
+
+}  // namespace deepscope
