@@ -1,5 +1,6 @@
 // CPU (OpenMP) fused top-k selection and exact re-ranking.
 // SPDX-License-Identifier: MIT
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -9,8 +10,46 @@
 
 namespace deepscope {
 
+using knn_select_detail::pool_insert;
 using knn_select_detail::rerank_row;
-using knn_select_detail::update_row;
+
+namespace {
+
+constexpr std::int64_t kChunk = 256;
+
+// update_row with the distances of a chunk formed first (a vectorisable
+// loop), then a scan that rejects most candidates by one comparison.
+template <typename T>
+void update_row_chunked(const T* gram, std::int64_t row, const TopkBlock& b,
+                        double row_norm, const T* col_norms,
+                        std::int64_t* idx, double* d2) {
+  const T* g = gram + row * b.row_stride;
+  const std::int64_t self =
+      b.exclude_self ? b.row_offset + row - b.col_offset : -1;
+  double chunk[kChunk];
+  double worst = d2[b.pool - 1];
+  for (std::int64_t j0 = 0; j0 < b.cols; j0 += kChunk) {
+    const std::int64_t len = std::min(kChunk, b.cols - j0);
+    if (b.col_stride == 1) {
+      for (std::int64_t t = 0; t < len; ++t) {
+        chunk[t] = (row_norm + static_cast<double>(col_norms[j0 + t])) -
+                   2.0 * static_cast<double>(g[j0 + t]);
+      }
+    } else {
+      for (std::int64_t t = 0; t < len; ++t) {
+        chunk[t] = (row_norm + static_cast<double>(col_norms[j0 + t])) -
+                   2.0 * static_cast<double>(g[(j0 + t) * b.col_stride]);
+      }
+    }
+    for (std::int64_t t = 0; t < len; ++t) {
+      if (chunk[t] > worst || j0 + t == self) continue;
+      pool_insert(idx, d2, b.pool, chunk[t], b.col_offset + j0 + t);
+      worst = d2[b.pool - 1];
+    }
+  }
+}
+
+}  // namespace
 
 template <typename T>
 void topk_block_update_cpu(const TopkBlock& b, const T* gram,
@@ -21,10 +60,9 @@ void topk_block_update_cpu(const TopkBlock& b, const T* gram,
   // One row per iteration; rows own disjoint pools.
 #pragma omp parallel for schedule(static)
   for (std::int64_t i = 0; i < b.rows; ++i) {
-    update_row(gram, i, b.cols, b.row_stride, b.col_stride, b.row_offset,
-               b.col_offset, b.exclude_self,
-               static_cast<double>(row_norms[i]), col_norms,
-               pool_idx + i * b.pool, pool_d2 + i * b.pool, b.pool);
+    update_row_chunked(gram, i, b, static_cast<double>(row_norms[i]),
+                       col_norms, pool_idx + i * b.pool,
+                       pool_d2 + i * b.pool);
   }
 }
 

@@ -35,7 +35,8 @@ DS_HD void pool_insert(std::int64_t* idx, double* d2, std::int64_t pool,
   d2[p] = d;
 }
 
-// Scans one row of a Gram block into that row's pool.
+// Scans one row of a Gram block into that row's pool. Candidates beyond the
+// pool's current worst distance are rejected with a single comparison.
 template <typename T>
 DS_HD void update_row(const T* gram, std::int64_t row, std::int64_t cols,
                       std::int64_t row_stride, std::int64_t col_stride,
@@ -43,13 +44,14 @@ DS_HD void update_row(const T* gram, std::int64_t row, std::int64_t cols,
                       bool exclude_self, double row_norm, const T* col_norms,
                       std::int64_t* idx, double* d2, std::int64_t pool) {
   const T* g = gram + row * row_stride;
-  const std::int64_t self = row_offset + row;
+  const std::int64_t self = exclude_self ? row_offset + row - col_offset : -1;
+  double worst = d2[pool - 1];
   for (std::int64_t j = 0; j < cols; ++j) {
-    const std::int64_t global = col_offset + j;
-    if (exclude_self && global == self) continue;
     const double d = (row_norm + static_cast<double>(col_norms[j])) -
                      2.0 * static_cast<double>(g[j * col_stride]);
-    pool_insert(idx, d2, pool, d, global);
+    if (d > worst || j == self) continue;
+    pool_insert(idx, d2, pool, d, col_offset + j);
+    worst = d2[pool - 1];
   }
 }
 

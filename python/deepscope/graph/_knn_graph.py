@@ -240,38 +240,45 @@ def _blocked_search(
     stream = q.stream
     dtype_name = q.dtype
 
-    # Stage 1: Gram blocks merged into the pools.
+    # Stage 1: Gram blocks merged into the pools. A self-search computes
+    # each off-diagonal block once and merges it into both row ranges.
+    def merge(gram: Any, rows: range, cols: range, transposed: bool) -> None:
+        # gram holds (rows x cols) row-major, or (cols x rows) if transposed.
+        nr, nc = len(rows), len(cols)
+        rs, cs = (1, nr) if transposed else (nc, 1)
+        core.topk_block_update(
+            gram.data_ptr(),
+            qn[rows.start : rows.stop].data_ptr(),
+            rn[cols.start : cols.stop].data_ptr(),
+            nr,
+            nc,
+            rs,
+            cs,
+            rows.start,
+            cols.start,
+            pool,
+            bool(exclude_self),
+            pool_idx[rows.start : rows.stop].data_ptr(),
+            pool_d2[rows.start : rows.stop].data_ptr(),
+            dtype_name,
+            device,
+            stream,
+        )
+
+    # CPU reads rows of a row-major block; CUDA (one thread per row) reads
+    # the transposed layout so that neighbouring threads read neighbours.
+    on_cuda = device >= 0
     for i0 in range(0, m, block):
-        i1 = min(m, i0 + block)
-        qb = qc[i0:i1]
-        pi = pool_idx[i0:i1]
-        pd = pool_d2[i0:i1]
-        for j0 in range(0, n, block):
-            j1 = min(n, j0 + block)
-            if device < 0:
-                gram = torch.mm(qb, rc[j0:j1].T)  # (rows, cols) row-major
-                rs, cs = j1 - j0, 1
-            else:
-                gram = torch.mm(rc[j0:j1], qb.T)  # (cols, rows): coalesced
-                rs, cs = 1, i1 - i0
-            core.topk_block_update(
-                gram.data_ptr(),
-                qn[i0:i1].data_ptr(),
-                rn[j0:j1].data_ptr(),
-                i1 - i0,
-                j1 - j0,
-                rs,
-                cs,
-                i0,
-                j0,
-                pool,
-                bool(exclude_self),
-                pi.data_ptr(),
-                pd.data_ptr(),
-                dtype_name,
-                device,
-                stream,
-            )
+        rows = range(i0, min(m, i0 + block))
+        qb = qc[rows.start : rows.stop]
+        first = i0 if r is q else 0
+        for j0 in range(first, n, block):
+            cols = range(j0, min(n, j0 + block))
+            gram = torch.mm(qb, rc[cols.start : cols.stop].T)  # rows x cols
+            merge(gram if not on_cuda else gram.T.contiguous(), rows, cols, on_cuda)
+            if r is q and j0 != i0:
+                other = gram if on_cuda else gram.T.contiguous()
+                merge(other, cols, rows, on_cuda)
 
     # Stage 2: exact float64 distances of the pools, with the certificate.
     slack = 4.0 * (dim + 8) * (eps + 2.0 * 2.0**-52) * (qn64 + rn64.max())

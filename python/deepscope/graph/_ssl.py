@@ -30,6 +30,7 @@ __all__ = [
     "LaplaceLearning",
     "LaplacianSSL",
     "PoissonLearning",
+    "name_clusters",
     "ssl_affinity",
 ]
 
@@ -113,6 +114,34 @@ def ssl_affinity(
     out.eliminate_zeros()
     out.sort_indices()
     return out
+
+
+def name_clusters(
+    clusters: np.ndarray, codes: np.ndarray, n_classes: int
+) -> np.ndarray:
+    """Class code of each cluster from the labelled points only.
+
+    A one-to-one assignment (Hungarian, SciPy) maximising the number of
+    labelled points whose cluster is named with their own class; clusters
+    holding no labelled point take the classes left over.
+
+    Args:
+        clusters: (N,) int cluster ids in 0..n_classes-1.
+        codes: (N,) int class codes, -1 = unlabelled.
+        n_classes: number of clusters and classes.
+
+    Returns:
+        (n_classes,) int64: ``name[c]`` is the class code of cluster c.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    lab = codes >= 0
+    agree = np.zeros((n_classes, n_classes))
+    np.add.at(agree, (clusters[lab], codes[lab]), 1.0)
+    rows, cols = linear_sum_assignment(-agree)
+    name = np.empty(n_classes, dtype=np.int64)
+    name[rows] = cols
+    return name
 
 
 class _GraphSSLBase:
@@ -349,7 +378,8 @@ class PoissonLearning(_GraphSSLBase):
 
     Solves L U = B with B_i = e_{y_i} - mean label on labelled points (per
     connected component, so each system is consistent), U centred per
-    component, prediction argmax U. Components without labels get a
+    component, prediction argmax U (a component whose labels are all one
+    class predicts that class). Components without labels get a
     uniform row (with a warning). ``label_distributions_`` is a softmax of
     U scaled by its spread, so its argmax is the Poisson prediction.
 
@@ -393,9 +423,11 @@ class PoissonLearning(_GraphSSLBase):
         B = np.zeros((n, C))
         li = np.flatnonzero(codes >= 0)
         B[li, codes[li]] = 1.0
+        prior = np.zeros((comp.max() + 1, C))
         for cid in np.unique(comp[li]):
             members = li[comp[li] == cid]
-            B[members] -= B[members].mean(0)
+            prior[cid] = B[members].mean(0)
+            B[members] -= prior[cid]
         L = laplacian(W).laplacian.tocsr()
         r = np.flatnonzero(reach)
         U = np.zeros((n, C))
@@ -404,6 +436,10 @@ class PoissonLearning(_GraphSSLBase):
             for cid in np.unique(comp[r]):
                 members = r[comp[r] == cid]
                 U[members] -= U[members].mean(0)
+        # A component labelled with one class has U = 0 there; a tiny
+        # multiple of the component's label mean decides such ties.
+        top = float(np.abs(U).max()) if r.size else 0.0
+        U[r] += 1e-9 * max(top, 1e-12) * prior[comp[r]]
         spread = U[r].std() if r.size else 1.0
         Z = U / (spread if spread > 0 else 1.0)
         P = np.exp(Z - Z.max(1, keepdims=True))
@@ -470,7 +506,6 @@ class LaplacianSSL(_GraphSSLBase):
         self.n_init = n_init
 
     def fit(self, X: Any, y: Any) -> LaplacianSSL:
-        from scipy.optimize import linear_sum_assignment
         from sklearn.cluster import KMeans
 
         W = self._graph(X)
@@ -494,11 +529,7 @@ class LaplacianSSL(_GraphSSLBase):
         self.clusters_ = clusters
 
         # Name clusters from the labelled points (one-to-one, max agreement).
-        agree = np.zeros((C, C))
-        np.add.at(agree, (clusters[lab], codes[lab]), 1.0)
-        rows, cols = linear_sum_assignment(-agree)
-        name = np.empty(C, dtype=np.int64)
-        name[rows] = cols
+        name = name_clusters(clusters, codes, C)
         self.cluster_classes_ = self.classes_[name]
 
         # Soft assignment from distances to the cluster centres.
