@@ -45,10 +45,11 @@ def smallest_eigenvectors(
     L: Any,
     n_components: int,
     *,
-    tol: float = 1e-6,
+    tol: float = 1e-5,
     maxiter: int = 500,
     seed: int = 0,
     method: str = "auto",
+    first_vector: np.ndarray | None = None,
 ) -> EigenResult:
     """The ``n_components`` smallest eigenpairs of a sparse Laplacian.
 
@@ -63,6 +64,9 @@ def smallest_eigenvectors(
             the constant vector).
         method: ``"auto"`` (dense for N <= 1500, else LOBPCG), ``"dense"``
             or ``"lobpcg"``. LOBPCG is Jacobi-preconditioned.
+        first_vector: (N,) a known null vector to start LOBPCG from
+            (default the constant vector, exact for D - W; pass sqrt(degrees)
+            for the symmetric normalised Laplacian).
 
     Returns:
         EigenResult with deterministic signs and the residual norms. A
@@ -95,7 +99,7 @@ def smallest_eigenvectors(
 
         rng = np.random.default_rng(seed)
         X0 = rng.standard_normal((n, k))
-        X0[:, 0] = 1.0
+        X0[:, 0] = 1.0 if first_vector is None else np.asarray(first_vector)
         diag = A.diagonal()
         inv = np.where(diag > 0, 1.0 / np.where(diag > 0, diag, 1.0), 1.0)
         M = sp.diags(inv).tocsr()
@@ -145,10 +149,12 @@ def spectral_clustering(
 
     from deepscope.graph._laplacian import laplacian
 
-    L = laplacian(W, "symmetric").laplacian
+    L, degrees = laplacian(W, "symmetric")
     if not hasattr(L, "tocsr"):
         L = _scipy_of(L)
-    eig = smallest_eigenvectors(L, n_clusters, seed=random_state)
+    eig = smallest_eigenvectors(
+        L, n_clusters, seed=random_state, first_vector=np.sqrt(degrees)
+    )
     V = eig.vectors
     norms = np.linalg.norm(V, axis=1, keepdims=True)
     V = V / np.where(norms > 0, norms, 1.0)
