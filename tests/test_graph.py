@@ -73,6 +73,26 @@ def test_feature_knn_large_offsets_stay_exact(rng):
     np.testing.assert_array_equal(np.asarray(res.indices), idx)
 
 
+def test_feature_knn_uncertified_rows_are_redone_exactly(rng, monkeypatch):
+    # Binary features: many exact ties at the k-th distance defeat the
+    # rounding certificate, so some rows take the exact fallback search.
+    from deepscope.graph import _knn_graph
+
+    redone = []
+    original = _knn_graph._redo_rows
+
+    def spy(qt, rt, rows, *args):
+        redone.append(len(rows))
+        return original(qt, rt, rows, *args)
+
+    monkeypatch.setattr(_knn_graph, "_redo_rows", spy)
+    X = rng.integers(0, 2, (400, 12)).astype(np.float32)
+    res = feature_knn(X, k=5)
+    assert sum(redone) > 0
+    idx, _ = ref.graph_knn_reference(X, X, 5, exclude_self=True)
+    np.testing.assert_array_equal(np.asarray(res.indices), idx)
+
+
 def test_feature_knn_input_not_modified_and_readonly(rng):
     X = rng.standard_normal((60, 16))
     X.setflags(write=False)

@@ -183,7 +183,15 @@ def _search(
     if dim <= KD_TREE_MAX_DIM:
         idx, d2 = _kd_tree_search(q, r, k, exclude_self, self_search)
     else:
-        idx, d2 = _blocked_search(q, r, k, exclude_self, int(block_size))
+        import torch
+
+        # The rounding certificate assumes IEEE GEMMs: no TF32 / bf16 paths.
+        precision = torch.get_float32_matmul_precision()
+        torch.set_float32_matmul_precision("highest")
+        try:
+            idx, d2 = _blocked_search(q, r, k, exclude_self, int(block_size))
+        finally:
+            torch.set_float32_matmul_precision(precision)
     return idx, d2, q
 
 
@@ -310,6 +318,8 @@ def _blocked_search(
 
     # Rows the certificate could not prove: exact search for those rows.
     todo = np.flatnonzero(cert.cpu().numpy() == 0)
+    if pool >= available:  # every pool holds all candidates: nothing to prove
+        todo = todo[:0]
     if todo.size:
         _redo_rows(qt, rt, todo, k, exclude_self, idx, d2)
     return idx, d2

@@ -45,7 +45,7 @@ def smallest_eigenvectors(
     L: Any,
     n_components: int,
     *,
-    tol: float = 1e-5,
+    tol: float = 1e-4,
     maxiter: int = 500,
     seed: int = 0,
     method: str = "auto",
