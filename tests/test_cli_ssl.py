@@ -30,9 +30,8 @@ def test_ssl_command_json_and_png(tmp_path, capsys):
             "--dataset",
             "digits",
             "-n",
-            "300",
+            "150",
             "--labels",
-            "2",
             "5",
             "--seeds",
             "2",
@@ -47,7 +46,7 @@ def test_ssl_command_json_and_png(tmp_path, capsys):
     )
     assert code == 0
     res = json.loads(out)
-    assert res["n_points"] == 300
+    assert res["n_points"] == 150
     acc = np.array(res["accuracy"]["laplace"]["5"])
     assert acc.shape == (2,)
     assert acc.min() > 0.6

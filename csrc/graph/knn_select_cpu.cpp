@@ -49,6 +49,41 @@ void update_row_chunked(const T* gram, std::int64_t row, const TopkBlock& b,
   }
 }
 
+// The same merge for a transposed block (row_stride == 1): each thread owns
+// a chunk of rows and sweeps the columns, reading each column's contiguous
+// segment of the chunk, so no transposed copy of the block is needed.
+template <typename T>
+void update_rows_transposed(const T* gram, std::int64_t r0, std::int64_t r1,
+                            const TopkBlock& b, const T* row_norms,
+                            const T* col_norms, std::int64_t* pool_idx,
+                            double* pool_d2) {
+  double worst[kChunk];
+  double rn[kChunk];
+  double d[kChunk];
+  const std::int64_t len = r1 - r0;
+  for (std::int64_t t = 0; t < len; ++t) {
+    worst[t] = pool_d2[(r0 + t) * b.pool + b.pool - 1];
+    rn[t] = static_cast<double>(row_norms[r0 + t]);
+  }
+  for (std::int64_t j = 0; j < b.cols; ++j) {
+    const T* g = gram + j * b.col_stride + r0;
+    const double cn = static_cast<double>(col_norms[j]);
+    for (std::int64_t t = 0; t < len; ++t) {
+      d[t] = (rn[t] + cn) - 2.0 * static_cast<double>(g[t]);
+    }
+    const std::int64_t global = b.col_offset + j;
+    for (std::int64_t t = 0; t < len; ++t) {
+      if (d[t] > worst[t]) continue;
+      const std::int64_t row = r0 + t;
+      if (b.exclude_self && b.row_offset + row == global) continue;
+      std::int64_t* idx = pool_idx + row * b.pool;
+      double* dd = pool_d2 + row * b.pool;
+      pool_insert(idx, dd, b.pool, d[t], global);
+      worst[t] = dd[b.pool - 1];
+    }
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -56,6 +91,18 @@ void topk_block_update_cpu(const TopkBlock& b, const T* gram,
                            const T* row_norms, const T* col_norms,
                            std::int64_t* pool_idx, double* pool_d2) {
   DS_CHECK_ARG(b.pool >= 1, "pool: expected >= 1, got " << b.pool);
+
+  // Transposed blocks: chunks of rows sweep the columns.
+  if (b.row_stride == 1 && b.col_stride != 1) {
+    const std::int64_t chunks = (b.rows + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static)
+    for (std::int64_t c = 0; c < chunks; ++c) {
+      const std::int64_t r0 = c * kChunk;
+      update_rows_transposed(gram, r0, std::min(b.rows, r0 + kChunk), b,
+                             row_norms, col_norms, pool_idx, pool_d2);
+    }
+    return;
+  }
 
   // One row per iteration; rows own disjoint pools.
 #pragma omp parallel for schedule(static)

@@ -273,8 +273,8 @@ def _blocked_search(
             stream,
         )
 
-    # CPU reads rows of a row-major block; CUDA (one thread per row) reads
-    # the transposed layout so that neighbouring threads read neighbours.
+    # CPU reads either layout of a block; CUDA (one thread per row) reads the
+    # transposed layout so that neighbouring threads read neighbours.
     on_cuda = device >= 0
     for i0 in range(0, m, block):
         rows = range(i0, min(m, i0 + block))
@@ -285,8 +285,7 @@ def _blocked_search(
             gram = torch.mm(qb, rc[cols.start : cols.stop].T)  # rows x cols
             merge(gram if not on_cuda else gram.T.contiguous(), rows, cols, on_cuda)
             if r is q and j0 != i0:
-                other = gram if on_cuda else gram.T.contiguous()
-                merge(other, cols, rows, on_cuda)
+                merge(gram, cols, rows, True)
 
     # Stage 2: exact float64 distances of the pools, with the certificate.
     slack = 4.0 * (dim + 8) * (eps + 2.0 * 2.0**-52) * (qn64 + rn64.max())
