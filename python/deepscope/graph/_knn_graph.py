@@ -230,13 +230,21 @@ def _blocked_search(
     dtype = qt.dtype
     eps = float(torch.finfo(dtype).eps)
 
-    # Centre on the reference mean (float64) to shrink the rounding slack.
-    mean = rt.to(torch.float64).mean(0)
-    qc64 = qt.to(torch.float64) - mean
-    rc64 = qc64 if r is q else rt.to(torch.float64) - mean
-    qc, rc = qc64.to(dtype), rc64.to(dtype)
-    qn64 = (qc.to(torch.float64) ** 2).sum(1)
-    rn64 = qn64 if r is q else (rc.to(torch.float64) ** 2).sum(1)
+    # Centre on the reference mean (float64) to shrink the rounding slack;
+    # in row chunks, so that no float64 copy of the data is held.
+    mean = rt.sum(0, dtype=torch.float64) / n
+
+    def centred(x: Any) -> tuple[Any, Any]:
+        out = torch.empty_like(x)
+        norms = torch.empty(x.shape[0], dtype=torch.float64, device=dev)
+        for s in range(0, x.shape[0], block):
+            c = (x[s : s + block].to(torch.float64) - mean).to(dtype)
+            out[s : s + block] = c
+            norms[s : s + block] = (c.to(torch.float64) ** 2).sum(1)
+        return out, norms
+
+    qc, qn64 = centred(qt)
+    rc, rn64 = (qc, qn64) if r is q else centred(rt)
     qn, rn = qn64.to(dtype).contiguous(), rn64.to(dtype).contiguous()
 
     # Pool: k plus a margin, bounded by the candidates and the CUDA limit.
