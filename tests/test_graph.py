@@ -432,3 +432,17 @@ def test_feature_knn_cuda_matches_cpu(rng):
     np.testing.assert_array_equal(
         g_gpu.affinity.to_dense().cpu().numpy(), g_cpu.affinity.toarray()
     )
+
+
+def test_estimators_string_labels_and_torch_inputs(rng):
+    X, y = _blobs(rng)
+    names = np.array(["cat", "dog", "eel"])[y]
+    yl = np.where(_labels(y, 2, 3) >= 0, names, "")
+    est = LaplacianSSL(n_neighbors=8, unlabeled="").fit(X, yl)
+    np.testing.assert_array_equal(est.classes_, ["cat", "dog", "eel"])
+    assert (est.transduction_ == names).mean() > 0.95
+    torch = pytest.importorskip("torch")
+    codes = torch.from_numpy(_labels(y, 2, 3))
+    Xt = torch.from_numpy(X).requires_grad_(True)
+    est = PoissonLearning(n_neighbors=8).fit(Xt, codes)
+    assert (est.transduction_ == y).mean() > 0.95
