@@ -495,3 +495,114 @@ def dropout_local_reference(
         order = np.argsort(dist, kind="stable")
         alive[remaining[order[:size]]] = False
     return np.flatnonzero(alive)
+
+
+# ---------------------------------------------------------------------------
+# Graphs (csrc/graph/knn_select*, csrc/graph/assemble*): brute-force feature
+# kNN, dense weighted / symmetrised affinities, dense Laplacians, dense W_SSL.
+
+
+def graph_knn_reference(
+    query: np.ndarray, reference: np.ndarray, k: int, exclude_self: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact kNN by (float64 squared distance, index); self skipped by index."""
+    q = np.asarray(query, np.float64)
+    r = np.asarray(reference, np.float64)
+    d2 = np.zeros((q.shape[0], r.shape[0]))
+    for c in range(q.shape[1]):  # left-to-right sum over dimensions
+        diff = q[:, None, c] - r[None, :, c]
+        d2 = d2 + diff * diff
+    if exclude_self:
+        np.fill_diagonal(d2, np.inf)
+    order = np.lexsort((np.broadcast_to(np.arange(r.shape[0]), d2.shape), d2), axis=1)
+    idx = order[:, :k]
+    return idx.astype(np.int64), np.take_along_axis(d2, idx, 1)
+
+
+def graph_affinity_reference(
+    idx: np.ndarray,
+    d2: np.ndarray,
+    weight: str,
+    sigma_col: int,
+    symmetrize: str,
+    global_sigma: float = 0.0,
+) -> np.ndarray:
+    """Dense affinity from kNN lists, following the documented formulas."""
+    n, k = idx.shape
+    d = np.sqrt(d2)
+    positive = d[:, sigma_col][d[:, sigma_col] > 0]
+    floor = float(np.median(positive)) if positive.size else 1.0
+    sig = np.empty(n)
+    for i in range(n):
+        if global_sigma > 0:
+            sig[i] = global_sigma
+        elif d[i, sigma_col] > 0:
+            sig[i] = d[i, sigma_col]
+        elif (d[i] > 0).any():
+            sig[i] = d[i][d[i] > 0][0]
+        else:
+            sig[i] = floor
+    A = np.zeros((n, n))
+    has = np.zeros((n, n), bool)
+    for i in range(n):
+        for c in range(k):
+            j = idx[i, c]
+            if weight == "connectivity":
+                w = 1.0
+            elif weight == "distance":
+                w = d[i, c]
+            elif weight == "self_tuning_symmetric":
+                w = np.exp(-d2[i, c] / (sig[i] * sig[j]))
+            elif weight == "kth_neighbor":
+                w = np.exp(-4.0 * d2[i, c] / sig[i] ** 2)
+            else:
+                w = np.exp(-d2[i, c] / sig[i] ** 2)
+            A[i, j] = w
+            has[i, j] = True
+    if symmetrize == "mean":
+        W = 0.5 * (A + A.T)
+    elif symmetrize == "max":
+        W = np.maximum(np.where(has, A, -np.inf), np.where(has.T, A.T, -np.inf))
+        W[~(has | has.T)] = 0.0
+    elif symmetrize == "min":
+        W = np.where(has & has.T, np.minimum(A, A.T), 0.0)
+    else:
+        W = A
+    return W
+
+
+def graph_laplacian_reference(W: np.ndarray, kind: str) -> np.ndarray:
+    """Dense Laplacian with self loops ignored (zero rows for isolated points)."""
+    W = np.array(W, np.float64)
+    np.fill_diagonal(W, 0.0)
+    d = W.sum(1)
+    if kind == "combinatorial":
+        return np.diag(d) - W
+    nz = d > 0
+    if kind == "symmetric":
+        s = np.where(nz, 1.0 / np.sqrt(np.where(nz, d, 1.0)), 0.0)
+        return np.diag(nz.astype(float)) - s[:, None] * W * s[None, :]
+    inv = np.where(nz, 1.0 / np.where(nz, d, 1.0), 0.0)
+    return np.diag(nz.astype(float)) - inv[:, None] * W
+
+
+def ssl_affinity_reference(
+    W: np.ndarray, y: np.ndarray, mu1: float = 2.0
+) -> np.ndarray:
+    """Dense W_SSL step by step as in the reference code (self loops included)."""
+    n = W.shape[0]
+    Wd = np.array(W, np.float64)
+    np.fill_diagonal(Wd, 1.0)  # each point is its own neighbour at distance 0
+    lab = y >= 0
+    m = lab.sum()
+    mu2 = n / m - 1.0 if m else 0.0
+    P = np.where((~lab)[:, None] & lab[None, :], Wd, 0.0)
+    dens = 0.5 * (P + P.T)
+    same = lab[:, None] & lab[None, :] & (y[:, None] == y[None, :])
+    dens[same] = Wd.max()
+    out = mu1 * Wd + mu2 * dens
+    diff = lab[:, None] & lab[None, :] & (y[:, None] != y[None, :])
+    out[diff] = 0.0
+    out = 0.5 * (out + out.T)
+    np.fill_diagonal(out, 0.0)
+    return out

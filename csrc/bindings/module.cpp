@@ -12,6 +12,7 @@ void bind_knn(py::module_& m);
 void bind_fps(py::module_& m);
 void bind_embedding(py::module_& m);
 void bind_cmd(py::module_& m);
+void bind_graph(py::module_& m);
 }  // namespace deepscope
 
 PYBIND11_MODULE(_core, m) {
@@ -23,4 +24,5 @@ PYBIND11_MODULE(_core, m) {
   deepscope::bind_fps(m);
   deepscope::bind_embedding(m);
   deepscope::bind_cmd(m);
+  deepscope::bind_graph(m);
 }

@@ -14,7 +14,8 @@ explains a classifier's prediction by per-point importance;
 ``deepscope cmd`` runs the CMD training-dynamics experiment;
 ``deepscope bench [--quick]`` compares the kernels with installed peers;
 ``deepscope evaluate`` prints accuracy, mCE and RmCE under the ModelNet-C
-corruptions; ``deepscope demo`` runs the robustness tour. Bad
+corruptions; ``deepscope demo`` runs the robustness tour; ``deepscope ssl``
+evaluates graph semi-supervised learning. Bad
 arguments and unreadable inputs end with a one-line message and exit status
 2; a missing optional dependency ends with status 1.
 """
@@ -39,6 +40,7 @@ from deepscope._cli_conformity import add_conformity_command
 from deepscope._cli_demo import add_demo_command
 from deepscope._cli_evaluate import add_evaluate_command
 from deepscope._cli_explain import add_explain_command
+from deepscope._cli_ssl import add_ssl_command
 from deepscope._cli_train import add_train_command
 
 __all__ = ["main"]
@@ -175,6 +177,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_bench_command(commands)
     add_evaluate_command(commands)
     add_demo_command(commands)
+    add_ssl_command(commands)
     return parser
 
 

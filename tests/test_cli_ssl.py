@@ -1,0 +1,109 @@
+# Tests for the `deepscope ssl` command and the graph SSL evaluation.
+# SPDX-License-Identifier: MIT
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from deepscope._cli_ssl import add_ssl_command
+from deepscope.graph._evaluate import draw_labels, evaluate_ssl, format_table
+
+pytest.importorskip("sklearn")
+
+
+def _run(argv, capsys):
+    parser = argparse.ArgumentParser(prog="deepscope")
+    add_ssl_command(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    code = args.run(args)
+    return code, capsys.readouterr().out
+
+
+def test_ssl_command_json_and_png(tmp_path, capsys):
+    png = tmp_path / "acc.png"
+    code, out = _run(
+        [
+            "ssl",
+            "--dataset",
+            "digits",
+            "-n",
+            "150",
+            "--labels",
+            "5",
+            "--seeds",
+            "2",
+            "--methods",
+            "laplace",
+            "spectral",
+            "--png",
+            str(png),
+            "--json",
+        ],
+        capsys,
+    )
+    assert code == 0
+    res = json.loads(out)
+    assert res["n_points"] == 150
+    acc = np.array(res["accuracy"]["laplace"]["5"])
+    assert acc.shape == (2,)
+    assert acc.min() > 0.6
+    assert png.stat().st_size > 1000
+
+
+def test_ssl_command_table(capsys):
+    code, out = _run(
+        [
+            "ssl",
+            "-n",
+            "200",
+            "--labels",
+            "3",
+            "--seeds",
+            "1",
+            "--methods",
+            "poisson",
+            "lssl",
+            "label_spreading",
+        ],
+        capsys,
+    )
+    assert code == 0
+    assert "Poisson learning" in out
+    assert "L_SSL spectral" in out
+    assert "LabelSpreading" in out
+
+
+def test_ssl_command_rejects_bad_counts(capsys):
+    with pytest.raises(ValueError, match="--seeds"):
+        _run(["ssl", "--seeds", "0"], capsys)
+
+
+def test_draw_labels_stratified():
+    y = np.repeat(np.arange(4), 10)
+    yl = draw_labels(y, 3, seed=1)
+    for c in range(4):
+        assert (yl == c).sum() == 3
+    assert (yl[yl >= 0] == y[yl >= 0]).all()
+    np.testing.assert_array_equal(yl, draw_labels(y, 3, seed=1))
+
+
+def test_evaluate_and_format_table(rng):
+    X = np.concatenate([rng.standard_normal((30, 5)) + 8 * c for c in range(3)])
+    y = np.repeat(np.arange(3), 30)
+    ev = evaluate_ssl(
+        X,
+        y,
+        labels_per_class=(1, 2),
+        n_seeds=2,
+        methods=("laplace", "poisson", "spectral"),
+        n_neighbors=6,
+    )
+    for m in ("laplace", "poisson", "spectral"):
+        assert ev.accuracy[m][2].mean() > 0.95
+    table = format_table(ev, "blobs")
+    assert "| Laplace learning |" in table
+    with pytest.raises(ValueError, match="methods"):
+        evaluate_ssl(X, y, methods=("knn",))
