@@ -222,3 +222,48 @@ def test_compile_fullgraph_inductor():
 def test_numpy_input_is_rejected_by_schema():
     with pytest.raises((TypeError, RuntimeError)):
         ops.farthest_point_sample(np.zeros((4, 3)), 2)
+
+
+class _PointNetFBIEPiC(torch.nn.Module):
+    """PointNet + FBI importance + an EPiC ensemble over partial clouds."""
+
+    def __init__(self):
+        super().__init__()
+        from deepscope.models import PointNet
+
+        torch.manual_seed(0)
+        self.plain = PointNet(10, emb_dims=64)
+        self.members = torch.nn.ModuleList(PointNet(10, emb_dims=64) for _ in range(3))
+
+    def forward(self, points):
+        # The plain classifier and its FBI importance (pre-bottleneck norms).
+        logits, features = self.plain.forward_features(points)
+        fbi = ops.importance_stats(features)
+
+        # EPiC: FPS anchors, then a patch, a curve and a random subset per anchor;
+        # the ensemble is the mean of the members' raw logits.
+        anchors = ops.farthest_point_sample(points, 4, start_index=0).indices
+        parts = (
+            ops.knn_patches(points, anchors, 64).indices,
+            ops.random_walk_curves(points, anchors, 64, k=8, seed=3).indices,
+            ops.random_subsets(points, 32, 4, seed=3).indices,
+        )
+        member_logits = []
+        for member, indices in zip(self.members, parts, strict=True):
+            B, A, S = indices.shape
+            subsets = ops.gather_points(points, indices).reshape(B * A, S, 3)
+            member_logits.append(member(subsets).reshape(B, A, -1))
+        ensemble = torch.cat(member_logits, dim=1).mean(dim=1)
+        return logits, fbi.norms, fbi.counts, fbi.entropy, ensemble
+
+
+def test_compile_pointnet_fbi_epic_matches_eager():
+    torch._dynamo.reset()
+    model = _PointNetFBIEPiC().eval()
+    points = _cloud(B=2, N=256)
+    with torch.no_grad():
+        expected = model(points)
+        compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
+        got = compiled(points)
+    for g, e in zip(got, expected, strict=True):
+        torch.testing.assert_close(g, e)
