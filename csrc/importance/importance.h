@@ -1,4 +1,4 @@
-// Point importance (Critical Points++ / FBI): fused norms, argmax counts, entropy.
+// Point importance (CP++ / FBI): fused norms, argmax counts, entropy.
 // SPDX-License-Identifier: MIT
 #pragma once
 

@@ -204,7 +204,9 @@ __global__ void partial_channels_last_kernel(
           double s = 0.0;
           if (n < n_end) {
             s = s_acc[0][j];
-            for (int w = 1; w < kWarps; ++w) s = norm_combine(s, s_acc[w][j], p);
+            for (int w = 1; w < kWarps; ++w) {
+              s = norm_combine(s, s_acc[w][j], p);
+            }
           }
           pnorm[(b * nchunks + chunk) * N + n] = s;
         }

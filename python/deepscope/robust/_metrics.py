@@ -82,7 +82,8 @@ def _per_corruption(
                     f"{name}: expected {kind!r} (a level mean or a list) or the keys "
                     f"{', '.join(keys)}; missing {', '.join(missing)}"
                 )
-            levels[kind] = [float(accuracies[key]) for key in keys]  # type: ignore[arg-type]
+            values = [accuracies[key] for key in keys]
+            levels[kind] = [float(v) for v in values]  # type: ignore[arg-type]
     for kind, values in levels.items():
         for value in values:
             if not 0.0 <= value <= 1.0:
