@@ -1,6 +1,7 @@
 # The built-in benchmark workloads of `deepscope bench` and benchmarks/bench_suite.py.
 # SPDX-License-Identifier: MIT
-"""Workloads: FPS, kNN, ball query, EPiC samplers, point importance.
+"""Workloads: FPS, kNN, ball query, EPiC samplers, point importance, the CMD
+fit, feature kNN graphs and conformity.
 
 CPU workloads run everywhere; the ``cuda-*`` workloads (FPS, kNN and
 importance on torch CUDA tensors, beside torch, PyTorch3D and torch-cluster)
@@ -729,5 +730,204 @@ register(
             ),
         ),
         cuda=True,
+    )
+)
+
+
+# ----------------------------------------------------------------------------
+# Training dynamics: the fused CMD assignment + affine fit
+
+
+def numpy_cmd_fit(window: np.ndarray, references: np.ndarray, chunk: int = 1 << 20):
+    """The CMD assignment and fit of every parameter in plain NumPy float64.
+
+    Args:
+        window: (N, T) parameter trajectories.
+        references: (M, T) reference trajectories.
+
+    Returns:
+        ``(modes (N,), a (N,), b (N,))``.
+    """
+    R = references.astype(np.float64)
+    r_mean = R.mean(axis=1)
+    r_var = ((R - r_mean[:, None]) ** 2).sum(axis=1)
+    modes = np.empty(window.shape[0], np.int64)
+    a = np.empty(window.shape[0])
+    b = np.empty(window.shape[0])
+    for lo in range(0, window.shape[0], chunk):
+        W = window[lo : lo + chunk].astype(np.float64)
+        w_mean = W.mean(axis=1)
+        Wc = W - w_mean[:, None]
+        cov = Wc @ (R - r_mean[:, None]).T  # (n, M)
+        w_var = (Wc * Wc).sum(axis=1)
+        denom = np.sqrt(np.maximum(w_var[:, None] * r_var[None, :], 1e-300))
+        best = np.argmax(np.abs(cov / denom), axis=1)
+        slope = cov[np.arange(len(best)), best] / np.maximum(r_var[best], 1e-300)
+        modes[lo : lo + chunk] = best
+        a[lo : lo + chunk] = slope
+        b[lo : lo + chunk] = w_mean - slope * r_mean[best]
+    return modes, a, b
+
+
+class _CMDState(NamedTuple):
+    window: np.ndarray  # (N, T) float32
+    references: np.ndarray  # (M, T) float32
+
+
+def _cmd_setup(data: Data, quick: bool) -> _CMDState:
+    rng = np.random.default_rng(0)
+    n, t, m = (1_000_000 if quick else 11_000_000), 21, 10
+    references = np.cumsum(rng.standard_normal((m, t)), axis=1).astype(np.float32)
+    modes = rng.integers(0, m, n)
+    scale = rng.standard_normal(n).astype(np.float32)
+    window = scale[:, None] * references[modes] + rng.standard_normal(
+        (n, t), dtype=np.float32
+    )
+    return _CMDState(np.ascontiguousarray(window), references)
+
+
+def _ours_cmd(state: _CMDState):
+    from deepscope.dynamics import assign_and_fit
+
+    return lambda: assign_and_fit(
+        state.window, state.references, time_major=False, diagnostics=False
+    )
+
+
+def _numpy_cmd(state: _CMDState):
+    return lambda: numpy_cmd_fit(state.window, state.references)
+
+
+register(
+    Workload(
+        name="cmd_fit",
+        title="CMD assignment + affine fit, T=21, M=10 (1M parameters quick, 11M full)",
+        setup=_cmd_setup,
+        candidates=(
+            Candidate("deepscope assign_and_fit", _ours_cmd),
+            Candidate("numpy float64, 1M-row chunks", _numpy_cmd, peer="numpy"),
+        ),
+    )
+)
+
+
+# ----------------------------------------------------------------------------
+# Graphs: exact kNN of high-dimensional features (scikit-learn digits, 64-D)
+
+
+class _FeatureState(NamedTuple):
+    features: np.ndarray  # (N, 64) float32
+
+
+def _feature_setup(data: Data, quick: bool) -> _FeatureState:
+    from sklearn.datasets import load_digits
+
+    X = load_digits().data.astype(np.float32) / 16.0
+    reps = 2 if quick else 8  # jittered copies make a larger real-looking set
+    rng = np.random.default_rng(0)
+    X = np.concatenate([X + 0.01 * rng.standard_normal(X.shape) for _ in range(reps)])
+    return _FeatureState(np.ascontiguousarray(X, dtype=np.float32))
+
+
+def _ours_feature_knn(state: _FeatureState):
+    from deepscope.graph import feature_knn
+
+    return lambda: feature_knn(state.features, k=10)
+
+
+def _sklearn_feature_knn(state: _FeatureState):
+    from sklearn.neighbors import NearestNeighbors
+
+    def run():
+        nn = NearestNeighbors(n_neighbors=10, algorithm="brute").fit(state.features)
+        return nn.kneighbors(state.features, n_neighbors=11)
+
+    return run
+
+
+def _torch_feature_knn(state: _FeatureState):
+    import torch
+
+    x = torch.from_numpy(state.features)
+    return lambda: torch.cdist(x, x).topk(11, largest=False)
+
+
+register(
+    Workload(
+        name="feature_knn",
+        title="exact kNN graph, 64-D digits features (x2 quick, x8 full), k=10",
+        setup=_feature_setup,
+        candidates=(
+            Candidate("deepscope graph.feature_knn", _ours_feature_knn),
+            Candidate(
+                "sklearn NearestNeighbors brute",
+                _sklearn_feature_knn,
+                peer="scikit-learn",
+            ),
+            Candidate(
+                "torch cdist + topk (float32, not exact)",
+                _torch_feature_knn,
+                peer="torch",
+            ),
+        ),
+    )
+)
+
+
+# ----------------------------------------------------------------------------
+# Embedding geometry: exact conformity
+
+
+class _EmbeddingState(NamedTuple):
+    embeddings: np.ndarray  # (N, 512) float32
+
+
+def _embedding_setup(data: Data, quick: bool) -> _EmbeddingState:
+    from deepscope.embedding import double_ellipsoid
+
+    n = 4096 if quick else 20_000
+    pair = double_ellipsoid(n, n, dim=512, seed=0)
+    return _EmbeddingState(np.ascontiguousarray(pair.image, dtype=np.float32))
+
+
+def _ours_exact_conformity(state: _EmbeddingState):
+    from deepscope.embedding import exact_conformity
+
+    return lambda: exact_conformity(state.embeddings)
+
+
+def _ours_identity_conformity(state: _EmbeddingState):
+    from deepscope.embedding import conformity
+
+    return lambda: conformity(state.embeddings)
+
+
+def _torch_naive_conformity(state: _EmbeddingState):
+    import torch
+
+    x = torch.from_numpy(state.embeddings)
+
+    def run():
+        u = torch.nn.functional.normalize(x, dim=1)
+        return torch.cat(
+            [(u[i : i + 4096] @ u.T).mean(1) for i in range(0, len(u), 4096)]
+        )
+
+    return run
+
+
+register(
+    Workload(
+        name="conformity",
+        title="conformity, 512-D synthetic double ellipsoid (4k quick, 20k full)",
+        setup=_embedding_setup,
+        candidates=(
+            Candidate(
+                "deepscope conformity (exact O(N D) identity)",
+                _ours_identity_conformity,
+            ),
+            Candidate("deepscope exact_conformity (tiles)", _ours_exact_conformity),
+            Candidate("torch naive blocks", _torch_naive_conformity, peer="torch"),
+        ),
     )
 )
