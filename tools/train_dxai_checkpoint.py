@@ -12,7 +12,7 @@ from deepscope.decompose._default import DEFAULT_CHECKPOINT, save_bundle, train_
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
     torch.set_num_threads(1)
-    iters = int(sys.argv[1]) if len(sys.argv) > 1 else 500
+    iters = int(sys.argv[1]) if len(sys.argv) > 1 else 700
     bundle = train_bundle("fashion-mnist", iterations=iters)
     save_bundle(bundle, DEFAULT_CHECKPOINT)
     logging.info("wrote %s: %s", DEFAULT_CHECKPOINT, bundle.meta)

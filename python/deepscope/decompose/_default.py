@@ -59,7 +59,7 @@ def train_bundle(
     dataset: str = "fashion-mnist",
     iterations: int = 500,
     batch_size: int = 8,
-    classifier_images: int = 12000,
+    classifier_images: int = 20000,
     classifier_epochs: int = 4,
     config: DXAIConfig | None = None,
     seed: int = 0,
