@@ -272,3 +272,25 @@ def test_shipped_checkpoint_loads():
     e = b.dxai.explain(x)
     assert e.branches.shape[:2] == (2, b.dxai.config.num_branches)
     assert e.max_sum_error() < 1e-5
+
+
+def test_alpha_blend_conserves_parts(dxai, digits):
+    # The blended pair keeps both distinct parts and redistributes the agnostic
+    # branches: fake_A + fake_B == sum(psi_A) + sum(psi_B), and with the distinct
+    # branch removed, fake_A - psi0_A is a convex mix of the agnostic branches.
+    _, te = digits
+    x, y = te.images[:4], te.labels[:4]
+    torch.manual_seed(0)
+    with torch.no_grad():
+        fake, targets, psi = dxai._blend(x, y)
+    n = len(y)
+    torch.testing.assert_close(
+        fake[:n] + fake[n:], psi[:n].sum(1) + psi[n:].sum(1), atol=1e-5, rtol=1e-5
+    )
+    assert torch.equal(targets[:n], y)
+    assert torch.all(targets[n:] != y)
+    lo = torch.minimum(psi[:n, 1:], psi[n:, 1:]).sum(1)
+    hi = torch.maximum(psi[:n, 1:], psi[n:, 1:]).sum(1)
+    mix = fake[:n] - psi[:n, 0]
+    assert torch.all(mix >= lo - 1e-5)
+    assert torch.all(mix <= hi + 1e-5)

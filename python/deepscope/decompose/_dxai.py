@@ -150,6 +150,24 @@ class DXAI:
         self.mapping_ema = copy.deepcopy(self.mapping).eval()
         self.iterations = 0
 
+    @property
+    def device(self) -> torch.device:
+        """Device of the generator (inputs are moved there)."""
+        return next(self.generator.parameters()).device
+
+    def to(self, device: torch.device | str) -> DXAI:
+        """Moves the generator, mapping network, discriminator and EMA copies
+        (not the classifier) to ``device``; returns self."""
+        for net in (
+            self.generator,
+            self.mapping,
+            self.discriminator,
+            self.generator_ema,
+            self.mapping_ema,
+        ):
+            net.to(device)
+        return self
+
     # ------------------------------------------------------------------ inference
     def _styles(self, y: torch.Tensor, mapping: nn.Module) -> torch.Tensor:
         z = torch.zeros(len(y), self.config.latent_dim, device=y.device)
@@ -167,7 +185,7 @@ class DXAI:
         Returns:
             (B, K, C, H, W) float32 branches; branch 0 is class-distinct.
         """
-        x = _check_images(x, self.in_channels)
+        x = _check_images(x, self.in_channels).to(self.device)
         y = self._targets(target, len(x), x.device)
         return self.generator_ema(x, self._styles(y, self.mapping_ema))
 
@@ -202,7 +220,7 @@ class DXAI:
         Returns:
             An :class:`Explanation` (batched, even for one image).
         """
-        x = _check_images(x, self.in_channels)
+        x = _check_images(x, self.in_channels).to(self.device)
         if target is None:
             training = self.classifier.training
             if training:
@@ -305,9 +323,9 @@ class DXAI:
                 torch.manual_seed(seed)
                 for step in range(iterations):
                     idx = torch.randint(len(images), (batch_size,))
-                    x, y = images[idx], labels[idx]
+                    x, y = images[idx].to(self.device), labels[idx].to(self.device)
                     if cfg.flip:
-                        flip = torch.rand(batch_size) < 0.5
+                        flip = torch.rand(batch_size, device=self.device) < 0.5
                         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
                     logs = self._step(x, y, opt_g, opt_m, opt_d)
                     history.append(logs)
@@ -323,18 +341,19 @@ class DXAI:
     def _blend(self, x: torch.Tensor, y: torch.Tensor):
         cfg = self.config
         n = len(y)
-        shift = torch.randint(1, self.num_classes, (n,))
+        dev = x.device
+        shift = torch.randint(1, self.num_classes, (n,), device=dev)
         y_other = (y + shift) % self.num_classes
         targets = torch.cat([y, y_other])
-        z = torch.randn(2 * n, cfg.latent_dim)
+        z = torch.randn(2 * n, cfg.latent_dim, device=dev)
         styles = self.mapping(z, targets)
         psi = self.generator(torch.cat([x, x]), styles)
         psi_a, psi_b = psi[:n], psi[n:]
-        alpha = torch.rand(n, cfg.num_branches - 1, 1, 1, 1)
+        alpha = torch.rand(n, cfg.num_branches - 1, 1, 1, 1, device=dev)
         mix_a = (alpha * psi_a[:, 1:] + (1 - alpha) * psi_b[:, 1:]).sum(1)
         mix_b = ((1 - alpha) * psi_a[:, 1:] + alpha * psi_b[:, 1:]).sum(1)
         fake = torch.cat([psi_a[:, 0] + mix_a, psi_b[:, 0] + mix_b])
-        return fake, targets, psi_a
+        return fake, targets, psi
 
     def _step(self, x, y, opt_g, opt_m, opt_d) -> dict[str, float]:
         cfg = self.config
@@ -355,7 +374,8 @@ class DXAI:
         opt_d.step()
 
         # Generator and mapping network.
-        fake, targets, psi_a = self._blend(x, y)
+        fake, targets, psi = self._blend(x, y)
+        psi_a = psi[:n]
         d_fake = self.discriminator(fake, targets)
         loss_adv = F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
         logits = self.classifier(fake) / cfg.temperature
