@@ -294,3 +294,21 @@ def test_alpha_blend_conserves_parts(dxai, digits):
     mix = fake[:n] - psi[:n, 0]
     assert torch.all(mix >= lo - 1e-5)
     assert torch.all(mix <= hi + 1e-5)
+
+
+def test_fashion_mnist_loader():
+    from deepscope.decompose import load_fashion_mnist
+
+    try:
+        s = load_fashion_mnist("test", limit=20, classes=(7, 9))
+    except FileNotFoundError:
+        pytest.skip("Fashion-MNIST not installed")
+    assert s.images.shape == (20, 1, 28, 28)
+    assert set(s.labels.tolist()) <= {0, 1}
+    assert s.class_names == ("Sneaker", "Ankle boot")
+    assert -1.0 <= float(s.images.min())
+    assert float(s.images.max()) <= 1.0
+    with pytest.raises(ValueError, match="split"):
+        load_fashion_mnist("val")
+    with pytest.raises(FileNotFoundError):
+        load_fashion_mnist(root="/nonexistent")
