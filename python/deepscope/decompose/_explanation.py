@@ -1,0 +1,130 @@
+# The Explanation result of a decomposition and its plotting helpers.
+# SPDX-License-Identifier: MIT
+"""``Explanation``: input = distinct + agnostic, with the K generator branches."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+__all__ = ["Explanation", "plot_explanation", "unnormalize"]
+
+
+class Explanation(NamedTuple):
+    """A batched decomposition.
+
+    Attributes:
+        input: (B, C, H, W) float32 images that were explained (normalised).
+        distinct: (B, C, H, W) float32 class-distinct part (branch 0).
+        agnostic: (B, C, H, W) float32 class-agnostic part (branches 1..K-1, plus
+            ``residual`` when it was absorbed).
+        branches: (B, K, C, H, W) float32 raw generator branches.
+        target: (B,) int64 explained class.
+        residual: (B, C, H, W) float32 ``input - branches.sum(1)``.
+    """
+
+    input: torch.Tensor
+    distinct: torch.Tensor
+    agnostic: torch.Tensor
+    branches: torch.Tensor
+    target: torch.Tensor
+    residual: torch.Tensor
+
+    def max_sum_error(self) -> float:
+        """max |input - (distinct + agnostic)| (0 up to rounding when absorbed)."""
+        return float((self.input - self.distinct - self.agnostic).abs().max())
+
+
+def unnormalize(
+    x: torch.Tensor | np.ndarray, mean: Sequence[float], std: Sequence[float]
+) -> np.ndarray:
+    """Maps a normalised (C, H, W) image back to display space, (H, W, C) in [0, 1].
+
+    ``p = x * std + mean`` per channel, then clipped to [0, 1].
+    """
+    a = torch.as_tensor(x).detach().float().cpu().numpy()
+    m = np.asarray(mean, np.float32).reshape(-1, 1, 1)
+    s = np.asarray(std, np.float32).reshape(-1, 1, 1)
+    return np.clip(a * s + m, 0.0, 1.0).transpose(1, 2, 0)
+
+
+def _signed(ax, part: np.ndarray, std: Sequence[float], title: str) -> None:
+    # A signed part is a difference of images: scale by std (no mean shift) and
+    # show channel-mean with a symmetric diverging colormap around zero.
+    s = np.asarray(std, np.float32).reshape(-1, 1, 1)
+    v = (part * s).mean(0)
+    lim = float(np.abs(v).max()) or 1.0
+    im = ax.imshow(v, cmap="seismic", vmin=-lim, vmax=lim)
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+    ax.set_title(title, fontsize=8)
+
+
+def plot_explanation(
+    explanation: Explanation,
+    indices: Sequence[int] | None = None,
+    mean: Sequence[float] = (0.5,),
+    std: Sequence[float] = (0.5,),
+    class_names: Sequence[str] | None = None,
+    path: str | os.PathLike | None = None,
+):
+    """Panel: input | distinct | agnostic | each branch, one row per image.
+
+    The input and agnostic part are un-normalised (``x * std + mean``) and shown as
+    images (grey for one channel); the distinct part and the branches are signed
+    and shown with a symmetric diverging colormap (red > 0, blue < 0).
+
+    Args:
+        explanation: the decomposition.
+        indices: which images of the batch (default: all, at most 8).
+        mean: per-channel normalisation mean of the inputs.
+        std: per-channel normalisation std of the inputs.
+        class_names: names for the row titles.
+        path: when given, the figure is saved there (PNG) and closed.
+
+    Returns:
+        The matplotlib Figure (None when ``path`` is given).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    b, k = explanation.branches.shape[:2]
+    rows = list(indices) if indices is not None else list(range(min(b, 8)))
+    if not rows or any(not 0 <= i < b for i in rows):
+        raise ValueError(f"indices: expected values in [0, {b}), got {rows}")
+    cols = 3 + k
+    fig, axes = plt.subplots(
+        len(rows), cols, figsize=(1.7 * cols, 1.7 * len(rows)), squeeze=False
+    )
+    for r, i in enumerate(rows):
+        tgt = int(explanation.target[i])
+        name = class_names[tgt] if class_names else str(tgt)
+        img = unnormalize(explanation.input[i], mean, std)
+        agn = unnormalize(explanation.agnostic[i], mean, std)
+        gray = img.shape[2] == 1
+        axes[r, 0].imshow(img[..., 0] if gray else img, cmap="gray", vmin=0, vmax=1)
+        axes[r, 0].set_title(f"input ({name})", fontsize=8)
+        _signed(axes[r, 1], explanation.distinct[i].cpu().numpy(), std, "distinct")
+        axes[r, 2].imshow(agn[..., 0] if gray else agn, cmap="gray", vmin=0, vmax=1)
+        axes[r, 2].set_title("agnostic", fontsize=8)
+        for j in range(k):
+            _signed(
+                axes[r, 3 + j],
+                explanation.branches[i, j].cpu().numpy(),
+                std,
+                f"branch {j}" + (" (distinct)" if j == 0 else ""),
+            )
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return None
+    return fig
