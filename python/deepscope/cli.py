@@ -15,7 +15,8 @@ explains a classifier's prediction by per-point importance;
 ``deepscope bench [--quick]`` compares the kernels with installed peers;
 ``deepscope evaluate`` prints accuracy, mCE and RmCE under the ModelNet-C
 corruptions; ``deepscope demo`` runs the robustness tour; ``deepscope ssl``
-evaluates graph semi-supervised learning. Bad
+evaluates graph semi-supervised learning; ``deepscope decompose`` splits
+images into class-distinct and class-agnostic parts (DXAI). Bad
 arguments and unreadable inputs end with a one-line message and exit status
 2; a missing optional dependency ends with status 1.
 """
@@ -37,6 +38,7 @@ import deepscope
 from deepscope._cli_bench import add_bench_command
 from deepscope._cli_cmd import add_cmd_command
 from deepscope._cli_conformity import add_conformity_command
+from deepscope._cli_decompose import add_decompose_command
 from deepscope._cli_demo import add_demo_command
 from deepscope._cli_evaluate import add_evaluate_command
 from deepscope._cli_explain import add_explain_command
@@ -178,6 +180,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_evaluate_command(commands)
     add_demo_command(commands)
     add_ssl_command(commands)
+    add_decompose_command(commands)
     return parser
 
 
