@@ -10,6 +10,7 @@ weighted, symmetrised affinity and of its Laplacians.
 
 from __future__ import annotations
 
+from deepscope.graph import metrics
 from deepscope.graph._knn_graph import KNNGraph, feature_knn, knn_graph
 from deepscope.graph._laplacian import LaplacianResult, connected_components, laplacian
 from deepscope.graph._spectral import (
@@ -35,6 +36,7 @@ __all__ = [
     "feature_knn",
     "knn_graph",
     "laplacian",
+    "metrics",
     "smallest_eigenvectors",
     "spectral_clustering",
     "ssl_affinity",
