@@ -667,3 +667,20 @@ def orthogonality_reference(U: np.ndarray) -> float:
             total += (c - (1.0 if i == j else 0.0)) ** 2
     return float(np.sqrt(total))
 
+
+# ---------------------------------------------------------------------------
+# BASiS (deepscope.graph._basis): dense self-tuning kNN Laplacian eigenvectors
+# and anchor alignment (affine least squares, orthogonal Procrustes) in NumPy.
+
+
+def batch_eigenvectors_reference(X: np.ndarray, K: int, k: int, sig: int):
+    idx, d2 = graph_knn_reference(X, X, k, True)
+    W = graph_affinity_reference(idx, d2, "self_tuning", sig - 1, "mean")
+    L = graph_laplacian_reference(W, "symmetric")
+    _, V = np.linalg.eigh(L)
+    return V[:, :K]
+
+
+def affine_lstsq_reference(S: np.ndarray, T: np.ndarray) -> np.ndarray:
+    A = np.hstack([S, np.ones((S.shape[0], 1))])
+    return np.linalg.lstsq(A, T, rcond=None)[0]
