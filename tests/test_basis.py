@@ -129,7 +129,7 @@ def test_basis_clusters_blobs_and_matches_full_graph(blobs_fit):
     s = metrics.cluster_scores(E, y)
     assert s.nmi > 0.95
     full = batch_eigenvectors(X, 3, n_neighbors=8)
-    assert metrics.grassmann_distance(E, full.numpy()) < 0.3
+    assert metrics.grassmann_distance(E, full.numpy()) < 0.15
     assert m.loss_history_[-1] < 0.5 * m.loss_history_[0]
 
 
@@ -219,3 +219,17 @@ def test_spectralnet_blobs():
     E = m.transform(X)
     assert np.isfinite(E).all()
     assert metrics.cluster_scores(E, y).nmi > 0.9
+
+
+def test_alignment_matters(blobs_fit):
+    # Without alignment the per-batch sign / rotation ambiguity of the targets
+    # averages out: the learned space is farther from the full-graph one.
+    X, _, m = blobs_fit
+    full = batch_eigenvectors(X, 3, n_neighbors=8).numpy()
+    raw = BASiS(3, alignment="none", n_iterations=150, seed=0, **SMALL).fit(X)
+    g_ransac = metrics.grassmann_distance(m.transform(X), full)
+    g_none = metrics.grassmann_distance(raw.transform(X), full)
+    assert g_ransac < g_none
+    assert metrics.orthogonality_error(m.transform(X)) < metrics.orthogonality_error(
+        raw.transform(X)
+    )

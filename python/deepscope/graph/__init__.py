@@ -11,6 +11,7 @@ weighted, symmetrised affinity and of its Laplacians.
 from __future__ import annotations
 
 from deepscope.graph import metrics
+from deepscope.graph._basis import BASiS, SpectralNetEmbedding
 from deepscope.graph._knn_graph import KNNGraph, feature_knn, knn_graph
 from deepscope.graph._laplacian import LaplacianResult, connected_components, laplacian
 from deepscope.graph._spectral import (
@@ -26,12 +27,14 @@ from deepscope.graph._ssl import (
 )
 
 __all__ = [
+    "BASiS",
     "EigenResult",
     "KNNGraph",
     "LaplaceLearning",
     "LaplacianResult",
     "LaplacianSSL",
     "PoissonLearning",
+    "SpectralNetEmbedding",
     "connected_components",
     "feature_knn",
     "knn_graph",

@@ -603,13 +603,15 @@ class BASiS(_SpectralNetwork):
 class SpectralNetEmbedding(_SpectralNetwork):
     """SpectralNet-style baseline: minimise trace(Y^T L Y) of orthonormal Y.
 
-    Each step computes, without gradient, the orthonormalisation weights
-    ``sqrt(B) R^-1`` from a QR of the batch output stacked over
-    ``sqrt(eps) I`` (eps = ``jitter`` times the mean squared column norm),
-    so R is invertible even when the output is rank-deficient; then takes an
-    Adam step on trace(Y^T L Y) / B with Y = f(x) sqrt(B) R^-1 and L the
-    batch's symmetric normalised Laplacian (same graph as :class:`BASiS`).
-    ``transform`` applies the last weights.
+    Each step computes the orthonormalisation weights ``sqrt(B) R^-1`` from
+    a QR of the batch output stacked over ``sqrt(eps) I`` (eps = ``jitter``
+    times the mean squared column norm), so R is invertible even when the
+    output is rank-deficient; then takes an Adam step on trace(Y^T L Y) / B
+    with Y = f(x) sqrt(B) R^-1 and L the batch's symmetric normalised
+    Laplacian (same graph as :class:`BASiS`). The gradient flows through the
+    QR, so the loss is a true (scale-free) Rayleigh quotient; holding R
+    fixed as in the original SpectralNet let the output shrink and collapse
+    to rank ~1 in our runs. ``transform`` applies the last batch's weights.
 
     Args: as :class:`BASiS` (no anchors / alignment), plus ``jitter``.
     """
@@ -647,10 +649,9 @@ class SpectralNetEmbedding(_SpectralNetwork):
         torch = _torch()
         B, K = Y.shape
         Yd = Y.double()
-        eps = self.jitter * float(torch.mean(Yd**2)) * B + 1e-12
-        stacked = torch.cat([Yd, math.sqrt(eps) * torch.eye(K, dtype=Yd.dtype)], 0)
-        _, R = torch.linalg.qr(stacked)
         eye = torch.eye(K, dtype=Yd.dtype, device=Yd.device)
+        eps = self.jitter * float(torch.mean(Yd.detach() ** 2)) * B + 1e-12
+        _, R = torch.linalg.qr(torch.cat([Yd, math.sqrt(eps) * eye], 0))
         return (
             math.sqrt(B) * torch.linalg.solve_triangular(R, eye, upper=True)
         ).float()
@@ -681,9 +682,9 @@ class SpectralNetEmbedding(_SpectralNetwork):
             idx = self.rng_.choice(n, bs, replace=False)
             L = self._laplacian(G[idx])
             out = self._forward(Xn[idx])
-            with torch.no_grad():
-                self.ortho_ = self._orthonorm(out.detach().cpu()).to(self.device)
-            Y = out @ self.ortho_
+            ortho = self._orthonorm(out)
+            self.ortho_ = ortho.detach()
+            Y = out @ ortho
             loss = torch.trace(Y.T @ L @ Y) / bs
             self.optimizer_.zero_grad(set_to_none=True)
             loss.backward()
