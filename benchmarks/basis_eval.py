@@ -57,6 +57,8 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--iterations", type=int, default=300)
     p.add_argument("--anchors", default="kmeans++")
+    p.add_argument("--alignment", default="ransac")
+    p.add_argument("--no-spectralnet", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(1)
     X, y = load_dataset(args.dataset, n=args.n)
@@ -68,16 +70,22 @@ def main() -> None:
         r["s"] = time.perf_counter() - t
         rows.setdefault("exact (sklearn spectral_embedding)", []).append(r)
         models = {
-            f"BASiS (RANSAC, {args.anchors} anchors)": BASiS(
-                K, anchors=args.anchors, n_iterations=args.iterations, seed=seed
+            f"BASiS ({args.alignment}, {args.anchors} anchors)": BASiS(
+                K,
+                anchors=args.anchors,
+                alignment=args.alignment,
+                n_iterations=args.iterations,
+                seed=seed,
             ),
             "SpectralNet-style (QR + jitter)": SpectralNetEmbedding(
                 K, n_iterations=args.iterations, seed=seed
             ),
         }
+        if args.no_spectralnet:
+            models.pop("SpectralNet-style (QR + jitter)")
         for name, m in models.items():
             t = time.perf_counter()
-            E = m.fit(X).transform(X)
+            E = m.fit(X, y).transform(X)
             secs = time.perf_counter() - t
             r = scores(E, y, ref, seed)
             r["s"] = secs

@@ -526,9 +526,9 @@ class BASiS(_SpectralNetwork):
         self.n_anchors_ = a
         self.others_ = np.setdiff1d(np.arange(n), anchors)
         self._init_model(Xn.shape[1])
-        self.scale_ = math.sqrt(self.batch_size)
         # Reference space: the first batch's eigenvectors.
         self.reference_batch_ = self._draw_batch()
+        self.scale_ = math.sqrt(self.reference_batch_.size)
         V = self._laplacian_eig(G[self.reference_batch_])
         self.reference_ = V[:a].clone()
         self.loss_history_ = []
