@@ -662,7 +662,9 @@ class SpectralNetEmbedding(_SpectralNetwork):
 
         torch = _torch()
         k = min(self.n_neighbors, feats.shape[0] - 1)
-        g = knn_graph(feats, k, weight="self_tuning", sigma_neighbor=min(7, k))
+        g = knn_graph(
+            feats, k, weight="self_tuning", sigma_neighbor=min(self.sigma_neighbor, k)
+        )
         L = laplacian(g.affinity, "symmetric").laplacian.toarray()
         return torch.as_tensor(L, dtype=torch.float32, device=self.device)
 
