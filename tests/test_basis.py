@@ -185,6 +185,10 @@ def test_basis_errors():
     m = BASiS(3, n_anchors=9, batch_size=60, n_iterations=1, hidden=(8,)).fit(X)
     with pytest.raises(ValueError, match="features"):
         m.transform(X[:, :2])
+    with pytest.raises(ValueError, match="fit inputs"):
+        m.partial_fit(X[:10], 1)
+    with pytest.raises(ValueError, match="graph_features"):
+        m.update_graph_features(X[:10])
     # Stratified anchors (mild supervision) need y.
     m = BASiS(3, anchors="stratified", n_anchors=9, batch_size=60, n_iterations=1).fit(
         X, y

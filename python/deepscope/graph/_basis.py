@@ -520,7 +520,7 @@ class BASiS(_SpectralNetwork):
                 f"{min(self.batch_size, n)}, got {a}"
             )
         self.n_features_in_ = Xn.shape[1]
-        self.X_ = Xn
+        self.fit_shape_ = Xn.shape
         self.graph_features_ = G
         self.anchors_ = anchors
         self.n_anchors_ = a
@@ -545,9 +545,9 @@ class BASiS(_SpectralNetwork):
         if self.model_ is None:
             raise RuntimeError("not fitted: call fit first")
         Xn = _features(X, "X")
-        if Xn.shape != self.X_.shape:
+        if Xn.shape != self.fit_shape_:
             raise ValueError(
-                f"X: expected the fit inputs {self.X_.shape}, got {Xn.shape}"
+                f"X: expected the fit inputs {self.fit_shape_}, got {Xn.shape}"
             )
         steps = self.n_iterations if n_iterations is None else int(n_iterations)
         for _ in range(steps):
@@ -576,9 +576,9 @@ class BASiS(_SpectralNetwork):
         if self.model_ is None:
             raise RuntimeError("not fitted: call fit first")
         G = _features(graph_features, "graph_features")
-        if G.shape[0] != self.X_.shape[0]:
+        if G.shape[0] != self.fit_shape_[0]:
             raise ValueError(
-                f"graph_features: expected {self.X_.shape[0]} rows, got {G.shape[0]}"
+                f"graph_features: expected {self.fit_shape_[0]} rows, got {G.shape[0]}"
             )
         self.graph_features_ = G
         with torch.no_grad():
