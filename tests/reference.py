@@ -606,3 +606,81 @@ def ssl_affinity_reference(
     out = 0.5 * (out + out.T)
     np.fill_diagonal(out, 0.0)
     return out
+
+
+# ---------------------------------------------------------------------------
+# Embedding metrics (deepscope.graph.metrics): brute-force matched accuracy
+# over all permutations, NMI from its entropy definition, Grassmann distance
+# from principal angles, column-cosine orthogonality error by loops.
+
+
+def matched_accuracy_reference(t: np.ndarray, p: np.ndarray) -> float:
+    import itertools
+
+    classes = list(np.unique(t))
+    clusters = list(np.unique(p))
+    m = max(len(classes), len(clusters))
+    best = 0
+    for perm in itertools.permutations(range(m), len(clusters)):
+        hits = 0
+        for ci, c in enumerate(clusters):
+            if perm[ci] < len(classes):
+                hits += int(np.sum((p == c) & (t == classes[perm[ci]])))
+        best = max(best, hits)
+    return best / len(t)
+
+
+def nmi_reference(t: np.ndarray, p: np.ndarray) -> float:
+    n = len(t)
+
+    def entropy(a):
+        _, c = np.unique(a, return_counts=True)
+        q = c / n
+        return -float(np.sum(q * np.log(q)))
+
+    mi = 0.0
+    for a in np.unique(t):
+        for b in np.unique(p):
+            nab = np.sum((t == a) & (p == b))
+            if nab:
+                na, nb = np.sum(t == a), np.sum(p == b)
+                mi += nab / n * np.log(n * nab / (na * nb))
+    ht, hp = entropy(t), entropy(p)
+    if ht == 0 and hp == 0:
+        return 1.0
+    return mi / ((ht + hp) / 2)
+
+
+def grassmann_reference(A: np.ndarray, B: np.ndarray) -> float:
+    from scipy.linalg import subspace_angles
+
+    theta = subspace_angles(A, B)
+    return float(np.sum(np.sin(theta) ** 2))
+
+
+def orthogonality_reference(U: np.ndarray) -> float:
+    k = U.shape[1]
+    total = 0.0
+    for i in range(k):
+        for j in range(k):
+            c = U[:, i] @ U[:, j] / (np.linalg.norm(U[:, i]) * np.linalg.norm(U[:, j]))
+            total += (c - (1.0 if i == j else 0.0)) ** 2
+    return float(np.sqrt(total))
+
+
+# ---------------------------------------------------------------------------
+# BASiS (deepscope.graph._basis): dense self-tuning kNN Laplacian eigenvectors
+# and anchor alignment (affine least squares, orthogonal Procrustes) in NumPy.
+
+
+def batch_eigenvectors_reference(X: np.ndarray, K: int, k: int, sig: int):
+    idx, d2 = graph_knn_reference(X, X, k, True)
+    W = graph_affinity_reference(idx, d2, "self_tuning", sig - 1, "mean")
+    L = graph_laplacian_reference(W, "symmetric")
+    _, V = np.linalg.eigh(L)
+    return V[:, :K]
+
+
+def affine_lstsq_reference(S: np.ndarray, T: np.ndarray) -> np.ndarray:
+    A = np.hstack([S, np.ones((S.shape[0], 1))])
+    return np.linalg.lstsq(A, T, rcond=None)[0]

@@ -1,0 +1,705 @@
+# BASiS: learned spectral embeddings by regression on batch-aligned eigenvectors.
+# SPDX-License-Identifier: MIT
+"""BASiS (Streicher, Cohen and Gilboa, CVPR 2023) and a SpectralNet-style baseline.
+
+A network f(x) -> R^K is trained to output the first K eigenvectors of the
+symmetric normalised Laplacian of a self-tuning kNN graph. Every mini-batch
+contains the same anchor points; the batch's eigenvectors are mapped onto a
+fixed reference space (the first batch's eigenvectors) by an affine map fitted
+on the anchors with RANSAC (or an orthogonal Procrustes rotation), and the
+network regresses the aligned eigenvectors with an MSE loss. The baseline
+minimises the Rayleigh quotient trace(Y^T L Y) of an orthonormalised output
+(Shaham et al., ICLR 2018), with a rank-safe QR.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from deepscope._arrays import to_numpy
+
+__all__ = [
+    "BASiS",
+    "SpectralNetEmbedding",
+    "affine_ransac_align",
+    "batch_eigenvectors",
+    "procrustes_align",
+    "select_anchors",
+]
+
+Array = Any
+
+ANCHOR_METHODS = ("kmeans++", "fps", "random", "stratified")
+ALIGNMENTS = ("ransac", "procrustes", "none")
+
+
+def _torch() -> Any:
+    import torch
+
+    return torch
+
+
+def _features(X: Array, name: str) -> np.ndarray:
+    a = np.asarray(to_numpy(X))
+    if a.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D (N, D) array, got shape {a.shape}")
+    if a.dtype.kind not in "fiu" or a.dtype.kind == "b":
+        raise ValueError(f"{name}: expected a real numeric array, got {a.dtype}")
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name}: contains NaN or inf")
+    return a
+
+
+def select_anchors(
+    X: Array,
+    n_anchors: int,
+    *,
+    method: str = "kmeans++",
+    labels: Array | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Indices of the anchor points that every BASiS batch contains.
+
+    Args:
+        X: (N, D) float features.
+        n_anchors: number of anchors, ``1 <= n_anchors <= N``.
+        method: ``"kmeans++"`` (D^2 seeding of k-means++, density-aware and
+            label-free; the default), ``"fps"`` (exact farthest point
+            sampling from a seeded random start, label-free), ``"random"``
+            (uniform, label-free) or ``"stratified"`` (the published choice:
+            equal counts per ground-truth class; this is mild supervision and
+            needs ``labels``).
+        labels: (N,) labels, only for ``"stratified"``.
+        seed: seed of the selection.
+
+    Returns:
+        (n_anchors,) int64 distinct indices (fewer only for ``"stratified"``
+        when classes are too small, never duplicates).
+
+    Raises:
+        ValueError: unknown method, n_anchors out of range, missing labels.
+    """
+    Xn = _features(X, "X")
+    n = Xn.shape[0]
+    if method not in ANCHOR_METHODS:
+        raise ValueError(f"method: expected one of {ANCHOR_METHODS}, got {method!r}")
+    if isinstance(n_anchors, bool) or not 1 <= int(n_anchors) <= n:
+        raise ValueError(f"n_anchors: expected 1 <= n_anchors <= {n}, got {n_anchors}")
+    n_anchors = int(n_anchors)
+    rng = np.random.default_rng(seed)
+    if method == "random":
+        return np.sort(rng.choice(n, n_anchors, replace=False)).astype(np.int64)
+    if method == "fps":
+        from deepscope.pointcloud import farthest_point_sample
+
+        start = int(rng.integers(0, n))
+        res = farthest_point_sample(Xn, n_anchors, start_index=start, allow_fewer=True)
+        idx = np.asarray(res.indices, dtype=np.int64)
+        idx = idx[idx >= 0]
+        if idx.size < n_anchors:  # duplicates exhausted FPS: top up at random
+            rest = np.setdiff1d(np.arange(n), idx)
+            idx = np.concatenate(
+                [idx, rng.choice(rest, n_anchors - idx.size, replace=False)]
+            )
+        return idx
+    if method == "kmeans++":
+        from sklearn.cluster import kmeans_plusplus
+
+        _, idx = kmeans_plusplus(Xn, n_anchors, random_state=seed)
+        idx = np.asarray(idx, dtype=np.int64)
+        uniq, first = np.unique(idx, return_index=True)
+        idx = idx[np.sort(first)]
+        if idx.size < n_anchors:
+            rest = np.setdiff1d(np.arange(n), idx)
+            idx = np.concatenate(
+                [idx, rng.choice(rest, n_anchors - idx.size, replace=False)]
+            )
+        return idx
+    if labels is None:
+        raise ValueError("labels: required for method='stratified' (mild supervision)")
+    y = np.asarray(to_numpy(labels))
+    if y.shape != (n,):
+        raise ValueError(f"labels: expected shape ({n},), got {y.shape}")
+    classes = np.unique(y)
+    per = max(1, n_anchors // classes.size)
+    out = []
+    for c in classes:
+        members = np.flatnonzero(y == c)
+        out.append(rng.choice(members, min(per, members.size), replace=False))
+    return np.concatenate(out).astype(np.int64)
+
+
+def batch_eigenvectors(
+    X: Array,
+    n_components: int,
+    *,
+    n_neighbors: int = 10,
+    sigma_neighbor: int = 7,
+    device: Any = "cpu",
+) -> Any:
+    """First eigenvectors of a batch's symmetric normalised kNN Laplacian.
+
+    Graph: :func:`deepscope.graph.knn_graph` with self-tuning weights
+    exp(-d^2 / sigma_i^2) (sigma_i the distance to the ``sigma_neighbor``-th
+    neighbour), symmetrised as (W + W^T) / 2; Laplacian
+    I - D^-1/2 W D^-1/2; dense ``torch.linalg.eigh`` in float64.
+
+    Args:
+        X: (B, D) float features of the batch.
+        n_components: K eigenvectors kept, the trivial one included.
+        n_neighbors: k of the kNN graph (clipped to B - 1).
+        sigma_neighbor: neighbour that sets the self-tuning scale.
+        device: torch device of the eigendecomposition and the result.
+
+    Returns:
+        (B, K) float64 torch tensor of unit-norm eigenvectors, eigenvalues
+        ascending (signs and rotations within degenerate spaces arbitrary).
+    """
+    from deepscope.graph._knn_graph import knn_graph
+    from deepscope.graph._laplacian import laplacian
+
+    torch = _torch()
+    Xn = _features(X, "X")
+    b = Xn.shape[0]
+    if not 1 <= n_components <= b:
+        raise ValueError(f"n_components: expected 1 <= K <= {b}, got {n_components}")
+    k = min(n_neighbors, b - 1)
+    g = knn_graph(Xn, k, weight="self_tuning", sigma_neighbor=min(sigma_neighbor, k))
+    L = laplacian(g.affinity, "symmetric").laplacian
+    Ld = torch.from_numpy(L.toarray()).to(device=device, dtype=torch.float64)
+    Ld = 0.5 * (Ld + Ld.T)
+    _, V = torch.linalg.eigh(Ld)
+    return V[:, :n_components]
+
+
+def _homogeneous(A: Any) -> Any:
+    torch = _torch()
+    return torch.cat([A, torch.ones_like(A[..., :1])], dim=-1)
+
+
+def affine_ransac_align(
+    source: Any,
+    target: Any,
+    *,
+    n_iterations: int = 100,
+    n_samples: int = 20,
+    tolerance: float = 0.1,
+    generator: Any = None,
+) -> Any:
+    """Affine map from ``source`` anchor rows to ``target`` rows, by RANSAC.
+
+    All ``n_iterations`` hypotheses are fitted at once: each draws
+    ``max(n_samples, K + 1)`` anchors, fits M = pinv([S, 1]) T by least
+    squares, and counts the anchors whose row residual ||[s, 1] M - t||_2 is
+    below ``tolerance``; the hypothesis with most inliers is refitted on its
+    inliers (on all anchors when it has fewer than K + 1).
+
+    Args:
+        source: (A, K) float torch tensor (batch eigenvectors at the anchors).
+        target: (A, K) same dtype / device (reference rows of the anchors).
+        n_iterations: RANSAC hypotheses.
+        n_samples: anchors per hypothesis.
+        tolerance: inlier threshold on the row residual.
+        generator: optional CPU ``torch.Generator`` for the draws.
+
+    Returns:
+        (K + 1, K) map M; apply as ``[V, 1] @ M``.
+    """
+    torch = _torch()
+    n, K = source.shape
+    S = _homogeneous(source)
+    s = min(max(n_samples, K + 1), n)
+    # Draw every hypothesis' sample at once (argsort of uniforms).
+    draws = torch.rand(n_iterations, n, generator=generator).argsort(dim=1)[:, :s]
+    draws = draws.to(source.device)
+    M = torch.linalg.pinv(S[draws]) @ target[draws]  # (it, K+1, K)
+    res = torch.linalg.vector_norm(S.unsqueeze(0) @ M - target.unsqueeze(0), dim=-1)
+    inliers = res < tolerance
+    best = inliers[int(torch.argmax(inliers.sum(dim=1)))]
+    if int(best.sum()) < K + 1:
+        best = torch.ones_like(best)
+    return torch.linalg.pinv(S[best]) @ target[best]
+
+
+def procrustes_align(source: Any, target: Any) -> Any:
+    """Orthogonal Procrustes map: the rotation Q minimising ||S Q - T||_F.
+
+    Returns the (K + 1, K) homogeneous form ``[Q; 0]`` so it is applied like
+    the affine map, ``[V, 1] @ M``.
+    """
+    torch = _torch()
+    U, _, Vh = torch.linalg.svd(source.T @ target)
+    Q = U @ Vh
+    return torch.cat([Q, torch.zeros_like(Q[:1])], dim=0)
+
+
+def _mlp(d_in: int, hidden: tuple[int, ...], d_out: int) -> Any:
+    torch = _torch()
+    layers: list[Any] = []
+    d = d_in
+    for h in hidden:
+        layers += [torch.nn.Linear(d, h), torch.nn.ReLU()]
+        d = h
+    layers.append(torch.nn.Linear(d, d_out))
+    return torch.nn.Sequential(*layers)
+
+
+class _SpectralNetwork:
+    """Shared training machinery: network, batches, batch Laplacians, transform."""
+
+    def __init__(
+        self,
+        n_components: int,
+        *,
+        n_neighbors: int,
+        sigma_neighbor: int,
+        batch_size: int,
+        hidden: tuple[int, ...],
+        lr: float,
+        n_iterations: int,
+        device: Any,
+        seed: int,
+    ) -> None:
+        for name, v, lo in (
+            ("n_components", n_components, 1),
+            ("n_neighbors", n_neighbors, 1),
+            ("sigma_neighbor", sigma_neighbor, 1),
+            ("batch_size", batch_size, 2),
+            ("n_iterations", n_iterations, 0),
+        ):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+                raise ValueError(f"{name}: expected an int >= {lo}, got {v!r}")
+        if not lr > 0:
+            raise ValueError(f"lr: expected > 0, got {lr}")
+        self.n_components = int(n_components)
+        self.n_neighbors = int(n_neighbors)
+        self.sigma_neighbor = int(sigma_neighbor)
+        self.batch_size = int(batch_size)
+        self.hidden = tuple(int(h) for h in hidden)
+        self.lr = float(lr)
+        self.n_iterations = int(n_iterations)
+        self.device = device
+        self.seed = int(seed)
+        self.model_: Any = None
+        self.loss_history_: list[float] = []
+
+    # -- helpers ---------------------------------------------------------
+    def _init_model(self, d_in: int) -> None:
+        torch = _torch()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            self.model_ = _mlp(d_in, self.hidden, self.n_components).to(self.device)
+        self.optimizer_ = torch.optim.Adam(self.model_.parameters(), lr=self.lr)
+        self.rng_ = np.random.default_rng(self.seed)
+        self.generator_ = torch.Generator().manual_seed(self.seed)
+
+    def _laplacian_eig(self, feats: np.ndarray) -> Any:
+        return batch_eigenvectors(
+            feats,
+            self.n_components,
+            n_neighbors=self.n_neighbors,
+            sigma_neighbor=self.sigma_neighbor,
+            device=self.device,
+        )
+
+    def _check_fit_input(self, X: Array, graph_features: Array | None):
+        Xn = _features(X, "X")
+        n = Xn.shape[0]
+        G = (
+            Xn
+            if graph_features is None
+            else _features(graph_features, "graph_features")
+        )
+        if G.shape[0] != n:
+            raise ValueError(
+                f"graph_features: expected {n} rows like X, got {G.shape[0]}"
+            )
+        if n < 2:
+            raise ValueError(f"X: expected at least 2 points, got {n}")
+        if self.n_components > min(self.batch_size, n):
+            raise ValueError(
+                f"n_components: expected <= min(batch_size, N) = "
+                f"{min(self.batch_size, n)}, got {self.n_components}"
+            )
+        return Xn, G
+
+    def _forward(self, Xb: np.ndarray) -> Any:
+        torch = _torch()
+        x = torch.as_tensor(Xb, dtype=torch.float32, device=self.device)
+        return self.model_(x)
+
+    def _raw_transform(self, X: Array, block: int = 8192) -> Any:
+        torch = _torch()
+        if self.model_ is None:
+            raise RuntimeError("not fitted: call fit first")
+        Xn = _features(X, "X")
+        if Xn.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X: expected {self.n_features_in_} features, got {Xn.shape[1]}"
+            )
+        self.model_.eval()
+        with torch.no_grad():
+            out = [self._forward(Xn[i : i + block]) for i in range(0, len(Xn), block)]
+        self.model_.train()
+        if not out:
+            return torch.zeros(0, self.n_components, device=self.device)
+        return torch.cat(out)
+
+    @staticmethod
+    def _like_input(X: Array, Y: Any) -> Any:
+        from deepscope._arrays import framework_of
+
+        if framework_of(X) == "torch":
+            return Y.to(X.device) if hasattr(X, "device") else Y
+        return Y.detach().cpu().numpy()
+
+    def fit_transform(self, X: Array, y: Array | None = None, **kw: Any) -> Any:
+        """Fits on X, then embeds X (see ``fit`` and ``transform``)."""
+        return self.fit(X, y, **kw).transform(X)
+
+
+class BASiS(_SpectralNetwork):
+    """Batch-aligned spectral embedding: f(x) -> first K Laplacian eigenvectors.
+
+    Training (one step): a batch holds every anchor plus random other points;
+    the first K eigenvectors V of its symmetric normalised self-tuning kNN
+    Laplacian are mapped to the reference space by M fitted on the anchor rows
+    (affine RANSAC by default), and the network regresses ``[V, 1] M`` (scaled
+    by sqrt(batch_size), so entries are O(1)) with an MSE loss and Adam. The
+    reference space is the first batch's eigenvectors.
+
+    When the graph metric changes (features that are themselves learned),
+    :meth:`update_graph_features` recomputes the reference batch's
+    eigenvectors from the new features, aligns them to the old reference
+    through the anchors (the "global" transformation) and carries on;
+    :meth:`partial_fit` then continues training on the new graph.
+
+    Args:
+        n_components: K, the embedding dimension (trivial eigenvector kept).
+        n_anchors: anchors in every batch; at least K + 1, below batch_size.
+        anchors: ``"kmeans++"`` (default), ``"fps"``, ``"random"`` (all
+            label-free) or ``"stratified"`` (per-class counts: mild
+            supervision, needs ``y`` in ``fit``); or an index array.
+        alignment: ``"ransac"`` (affine least squares with RANSAC, the
+            published method), ``"procrustes"`` (orthogonal) or ``"none"``
+            (ablation: raw eigenvectors, inconsistent across batches).
+        ransac_iterations, ransac_samples, ransac_tolerance: RANSAC settings
+            (published: 100, 20, 0.1 on unit-norm eigenvectors).
+        n_neighbors: k of each batch graph; sigma_neighbor: neighbour of the
+            self-tuning scale (published: 10 and 7).
+        batch_size: points per batch, anchors included.
+        hidden: hidden widths of the ReLU MLP (published 256-512-512-256).
+        lr: Adam learning rate; n_iterations: training steps.
+        device: torch device; seed: seeds init, batches, anchors and RANSAC.
+
+    Attributes (after fit):
+        anchors_: (A,) int64 anchor indices into the training set.
+        reference_: (A, K) float64 torch reference rows of the anchors.
+        loss_history_: per-step MSE losses.
+        model_: the torch network.
+    """
+
+    def __init__(
+        self,
+        n_components: int = 10,
+        *,
+        n_anchors: int = 250,
+        anchors: str | Array = "kmeans++",
+        alignment: str = "ransac",
+        ransac_iterations: int = 100,
+        ransac_samples: int = 20,
+        ransac_tolerance: float = 0.1,
+        n_neighbors: int = 10,
+        sigma_neighbor: int = 7,
+        batch_size: int = 512,
+        hidden: tuple[int, ...] = (256, 512, 512, 256),
+        lr: float = 1e-3,
+        n_iterations: int = 1000,
+        device: Any = "cpu",
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            n_components,
+            n_neighbors=n_neighbors,
+            sigma_neighbor=sigma_neighbor,
+            batch_size=batch_size,
+            hidden=hidden,
+            lr=lr,
+            n_iterations=n_iterations,
+            device=device,
+            seed=seed,
+        )
+        if alignment not in ALIGNMENTS:
+            raise ValueError(
+                f"alignment: expected one of {ALIGNMENTS}, got {alignment!r}"
+            )
+        if isinstance(anchors, str) and anchors not in ANCHOR_METHODS:
+            raise ValueError(
+                f"anchors: expected one of {ANCHOR_METHODS}, got {anchors!r}"
+            )
+        self.n_anchors = int(n_anchors)
+        self.anchors = anchors
+        self.alignment = alignment
+        self.ransac_iterations = int(ransac_iterations)
+        self.ransac_samples = int(ransac_samples)
+        self.ransac_tolerance = float(ransac_tolerance)
+
+    # -- alignment -------------------------------------------------------
+    def _align_map(self, source: Any, target: Any) -> Any:
+        torch = _torch()
+        if self.alignment == "ransac":
+            return affine_ransac_align(
+                source,
+                target,
+                n_iterations=self.ransac_iterations,
+                n_samples=self.ransac_samples,
+                tolerance=self.ransac_tolerance,
+                generator=self.generator_,
+            )
+        if self.alignment == "procrustes":
+            return procrustes_align(source, target)
+        K = source.shape[1]
+        eye = torch.eye(K, dtype=source.dtype, device=source.device)
+        return torch.cat([eye, torch.zeros_like(eye[:1])], dim=0)
+
+    def _aligned_targets(self, idx: np.ndarray) -> Any:
+        V = self._laplacian_eig(self.graph_features_[idx])
+        M = self._align_map(V[: self.n_anchors_], self.reference_)
+        return _homogeneous(V) @ M
+
+    def _draw_batch(self) -> np.ndarray:
+        m = self.batch_size - self.n_anchors_
+        pick = self.rng_.choice(self.others_, min(m, self.others_.size), replace=False)
+        return np.concatenate([self.anchors_, pick])
+
+    # -- public API ------------------------------------------------------
+    def fit(
+        self, X: Array, y: Array | None = None, *, graph_features: Array | None = None
+    ) -> BASiS:
+        """Trains the network from scratch.
+
+        Args:
+            X: (N, D) float network inputs, NumPy or torch.
+            y: (N,) labels; used only by ``anchors="stratified"``.
+            graph_features: (N, Dg) features the batch graphs are built on;
+                default X.
+
+        Returns:
+            self.
+
+        Raises:
+            ValueError: bad shapes / values, too few anchors (< K + 1) or
+                anchors not leaving room in the batch.
+        """
+        Xn, G = self._check_fit_input(X, graph_features)
+        n = Xn.shape[0]
+        if isinstance(self.anchors, str):
+            anchors = select_anchors(
+                G, min(self.n_anchors, n), method=self.anchors, labels=y, seed=self.seed
+            )
+        else:
+            anchors = np.asarray(to_numpy(self.anchors), dtype=np.int64).ravel()
+            if anchors.size == 0 or anchors.min() < 0 or anchors.max() >= n:
+                raise ValueError(
+                    f"anchors: expected indices in [0, {n}), got {anchors}"
+                )
+            anchors = np.unique(anchors)
+        a = anchors.size
+        if a < self.n_components + 1:
+            raise ValueError(
+                f"n_anchors: expected at least n_components + 1 = "
+                f"{self.n_components + 1} anchors, got {a}"
+            )
+        if a >= min(self.batch_size, n):
+            raise ValueError(
+                f"n_anchors: expected fewer anchors than min(batch_size, N) = "
+                f"{min(self.batch_size, n)}, got {a}"
+            )
+        self.n_features_in_ = Xn.shape[1]
+        self.fit_shape_ = Xn.shape
+        self.graph_features_ = G
+        self.anchors_ = anchors
+        self.n_anchors_ = a
+        self.others_ = np.setdiff1d(np.arange(n), anchors)
+        self._init_model(Xn.shape[1])
+        # Reference space: the first batch's eigenvectors.
+        self.reference_batch_ = self._draw_batch()
+        self.scale_ = math.sqrt(self.reference_batch_.size)
+        V = self._laplacian_eig(G[self.reference_batch_])
+        self.reference_ = V[:a].clone()
+        self.loss_history_ = []
+        return self.partial_fit(X, self.n_iterations)
+
+    def partial_fit(self, X: Array, n_iterations: int | None = None) -> BASiS:
+        """Continues training for ``n_iterations`` steps (default all).
+
+        Args:
+            X: (N, D) the training inputs given to ``fit``.
+            n_iterations: steps to run.
+        """
+        torch = _torch()
+        if self.model_ is None:
+            raise RuntimeError("not fitted: call fit first")
+        Xn = _features(X, "X")
+        if Xn.shape != self.fit_shape_:
+            raise ValueError(
+                f"X: expected the fit inputs {self.fit_shape_}, got {Xn.shape}"
+            )
+        steps = self.n_iterations if n_iterations is None else int(n_iterations)
+        for _ in range(steps):
+            idx = self._draw_batch()
+            with torch.no_grad():
+                T = (self._aligned_targets(idx) * self.scale_).float()
+            out = self._forward(Xn[idx])
+            loss = torch.mean((out - T) ** 2)
+            self.optimizer_.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer_.step()
+            self.loss_history_.append(float(loss.detach()))
+        return self
+
+    def update_graph_features(self, graph_features: Array) -> BASiS:
+        """Switches the batch graphs to new features and re-aligns the reference.
+
+        The reference batch's eigenvectors are recomputed on the new features
+        and mapped onto the old reference through the anchors with the
+        configured alignment, so the targets stay in the same space.
+
+        Args:
+            graph_features: (N, Dg) new features of the training points.
+        """
+        torch = _torch()
+        if self.model_ is None:
+            raise RuntimeError("not fitted: call fit first")
+        G = _features(graph_features, "graph_features")
+        if G.shape[0] != self.fit_shape_[0]:
+            raise ValueError(
+                f"graph_features: expected {self.fit_shape_[0]} rows, got {G.shape[0]}"
+            )
+        self.graph_features_ = G
+        with torch.no_grad():
+            V = self._laplacian_eig(G[self.reference_batch_])
+            M = self._align_map(V[: self.n_anchors_], self.reference_)
+            self.reference_ = (_homogeneous(V) @ M)[: self.n_anchors_].clone()
+        return self
+
+    def transform(self, X: Array) -> Any:
+        """Embeds (out-of-sample) points.
+
+        Args:
+            X: (M, D) float, NumPy or torch.
+
+        Returns:
+            (M, K) float32 embedding (scaled eigenvector coordinates), NumPy
+            for NumPy input, torch on X's device for torch input.
+        """
+        return self._like_input(X, self._raw_transform(X))
+
+
+class SpectralNetEmbedding(_SpectralNetwork):
+    """SpectralNet-style baseline: minimise trace(Y^T L Y) of orthonormal Y.
+
+    Each step computes the orthonormalisation weights ``sqrt(B) R^-1`` from
+    a QR of the batch output stacked over ``sqrt(eps) I`` (eps = ``jitter``
+    times the mean squared column norm), so R is invertible even when the
+    output is rank-deficient; then takes an Adam step on trace(Y^T L Y) / B
+    with Y = f(x) sqrt(B) R^-1 and L the batch's symmetric normalised
+    Laplacian (same graph as :class:`BASiS`). The gradient flows through the
+    QR, so the loss is a true (scale-free) Rayleigh quotient; holding R
+    fixed as in the original SpectralNet let the output shrink and collapse
+    to rank ~1 in our runs. ``transform`` applies the last batch's weights.
+
+    Args: as :class:`BASiS` (no anchors / alignment), plus ``jitter``.
+    """
+
+    def __init__(
+        self,
+        n_components: int = 10,
+        *,
+        n_neighbors: int = 10,
+        sigma_neighbor: int = 7,
+        batch_size: int = 512,
+        hidden: tuple[int, ...] = (256, 512, 512, 256),
+        lr: float = 1e-3,
+        n_iterations: int = 1000,
+        jitter: float = 1e-6,
+        device: Any = "cpu",
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            n_components,
+            n_neighbors=n_neighbors,
+            sigma_neighbor=sigma_neighbor,
+            batch_size=batch_size,
+            hidden=hidden,
+            lr=lr,
+            n_iterations=n_iterations,
+            device=device,
+            seed=seed,
+        )
+        if not jitter > 0:
+            raise ValueError(f"jitter: expected > 0, got {jitter}")
+        self.jitter = float(jitter)
+
+    def _orthonorm(self, Y: Any) -> Any:
+        torch = _torch()
+        B, K = Y.shape
+        Yd = Y.double()
+        eye = torch.eye(K, dtype=Yd.dtype, device=Yd.device)
+        eps = self.jitter * float(torch.mean(Yd.detach() ** 2)) * B + 1e-12
+        _, R = torch.linalg.qr(torch.cat([Yd, math.sqrt(eps) * eye], 0))
+        return (
+            math.sqrt(B) * torch.linalg.solve_triangular(R, eye, upper=True)
+        ).float()
+
+    def _laplacian(self, feats: np.ndarray) -> Any:
+        from deepscope.graph._knn_graph import knn_graph
+        from deepscope.graph._laplacian import laplacian
+
+        torch = _torch()
+        k = min(self.n_neighbors, feats.shape[0] - 1)
+        g = knn_graph(
+            feats, k, weight="self_tuning", sigma_neighbor=min(self.sigma_neighbor, k)
+        )
+        L = laplacian(g.affinity, "symmetric").laplacian.toarray()
+        return torch.as_tensor(L, dtype=torch.float32, device=self.device)
+
+    def fit(
+        self, X: Array, y: Array | None = None, *, graph_features: Array | None = None
+    ) -> SpectralNetEmbedding:
+        """Trains from scratch (``y`` is ignored)."""
+        torch = _torch()
+        Xn, G = self._check_fit_input(X, graph_features)
+        n = Xn.shape[0]
+        self.n_features_in_ = Xn.shape[1]
+        self._init_model(Xn.shape[1])
+        self.loss_history_ = []
+        bs = min(self.batch_size, n)
+        self.ortho_ = None
+        for _ in range(self.n_iterations):
+            idx = self.rng_.choice(n, bs, replace=False)
+            L = self._laplacian(G[idx])
+            out = self._forward(Xn[idx])
+            ortho = self._orthonorm(out)
+            self.ortho_ = ortho.detach()
+            Y = out @ ortho
+            loss = torch.trace(Y.T @ L @ Y) / bs
+            self.optimizer_.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer_.step()
+            self.loss_history_.append(float(loss.detach()))
+        if self.ortho_ is None:  # zero iterations: orthonormalise on a batch
+            idx = self.rng_.choice(n, bs, replace=False)
+            with torch.no_grad():
+                self.ortho_ = self._orthonorm(self._forward(Xn[idx]).cpu()).to(
+                    self.device
+                )
+        return self
+
+    def transform(self, X: Array) -> Any:
+        """Embeds points: f(x) sqrt(B) R^-1; layout as :meth:`BASiS.transform`."""
+        return self._like_input(X, self._raw_transform(X) @ self.ortho_)
