@@ -395,3 +395,9 @@ def test_cuda_matches_cpu(rng, channels_last, p, dtype):
     bad.view(-1)[123] = float("nan")
     with pytest.raises(ValueError, match="features: expected finite"):
         imp.importance_stats(bad, channels_last=channels_last)
+
+
+def test_least_important_orders_large_integers_exactly():
+    # Above 2**53 a float64 key would merge these values.
+    got = imp.least_important(np.array([2**62 + 1, 2**62, 0]), 2)
+    np.testing.assert_array_equal(got, [2, 1])

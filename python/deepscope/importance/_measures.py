@@ -534,16 +534,22 @@ def _ops(framework: str):
 
 
 def _sort_key(view: View, valid: Array, name: str) -> Array:
-    """float64 sort key; padded points sort last (+inf)."""
-    if view.dtype != "int64":
+    """Sort key: int64 for integers (exact), else float64; padding sorts last.
+
+    Padding gets the largest key; where a valid point has that key too, the
+    stable sort keeps it first, since padded points come after valid ones.
+    """
+    if view.dtype == "int64":
+        key, last = view.array, np.iinfo(np.int64).max
+    else:
         _arrays.check_finite(view, name)
-    key = _astype(view.array, view.framework, "float64")
+        key, last = _astype(view.array, view.framework, "float64"), np.inf
     if view.framework == "torch":
         import torch
 
-        return torch.where(valid, key, torch.full_like(key, float("inf")))
+        return torch.where(valid, key, torch.full_like(key, last))
     xp = np if view.framework == "numpy" else __import__("cupy")
-    return xp.where(valid, key, np.inf)
+    return xp.where(valid, key, last)
 
 
 def _parse_k(k: Any, B: int, len_host: np.ndarray, batched: bool) -> np.ndarray:
