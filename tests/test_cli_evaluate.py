@@ -74,6 +74,12 @@ def test_registered_in_main(capsys):
 
 def test_demo_writes_report_and_figures(tmp_path, capsys):
     pytest.importorskip("matplotlib")
+    from deepscope.pointsets import FASHION_MNIST_DIR
+
+    if not (FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(
+            "the demo needs Fashion-MNIST: apt-get install dataset-fashion-mnist"
+        )
     from deepscope._cli_demo import add_demo_command
 
     parser = argparse.ArgumentParser()

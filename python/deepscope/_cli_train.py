@@ -96,6 +96,8 @@ def _run_train(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(max(1, args.threads))
     output = args.output or Path(f"{args.model}_{args.data.replace('-', '')}.pt")
+    if not output.parent.is_dir():
+        raise ValueError(f"-o: folder {output.parent} does not exist")
 
     # Data: the clouds of both splits, seeded.
     load = (

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import pickle
 import sys
 import time
 from collections.abc import Sequence
@@ -83,7 +84,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     try:
         return args.run(args)
-    except (UsageError, ValueError, FileNotFoundError, IsADirectoryError) as error:
+    except (
+        UsageError,
+        ValueError,
+        FileNotFoundError,
+        IsADirectoryError,
+        pickle.UnpicklingError,
+    ) as error:
         print(f"deepscope {args.command}: error: {error}", file=sys.stderr)
         return 2
     except (ImportError, OSError) as error:
