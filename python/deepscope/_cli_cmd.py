@@ -148,12 +148,17 @@ def format_table(result: dict[str, Any]) -> str:
     if "embedded_fraction" in runs[0]:
         lines += [
             f"| embedded fraction of parameters | {avg('embedded_fraction'):.3f} |",
-            f"| epoch time before embedding (s) | {avg('epoch_time_before'):.3f} |",
-            f"| epoch time after embedding (s) | {avg('epoch_time_after'):.3f} |",
+            f"| epoch time before embedding (s) | {_fmt(avg('epoch_time_before'))} |",
+            f"| epoch time after embedding (s) | {_fmt(avg('epoch_time_after'))} |",
             f"| optimizer state before (bytes) | {avg('optimizer_bytes_before'):.0f} |",
             f"| optimizer state after (bytes) | {avg('optimizer_bytes_after'):.0f} |",
         ]
     return "\n".join(lines)
+
+
+def _fmt(x: float) -> str:
+    """Three decimals, or "n/a" for a value that was never measured."""
+    return "n/a" if math.isnan(x) else f"{x:.3f}"
 
 
 def _isnan(x: Any) -> bool:

@@ -88,7 +88,8 @@ def _run_decompose(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     if args.images < 1 or args.eval_images < 0 or args.iterations < 1:
         print(
-            "decompose: --images, --iterations >= 1 and --eval-images >= 0",
+            "deepscope decompose: error: expected --images >= 1, --iterations >= 1 "
+            "and --eval-images >= 0",
             file=sys.stderr,
         )
         return 2
@@ -100,7 +101,8 @@ def _run_decompose(args: argparse.Namespace) -> int:
         path = args.checkpoint or DEFAULT_CHECKPOINT
         if not Path(path).exists():
             print(
-                f"decompose: checkpoint {path} not found (use --train)", file=sys.stderr
+                f"deepscope decompose: error: checkpoint {path} not found (use --train)",
+                file=sys.stderr,
             )
             return 2
         bundle = load_bundle(path)
@@ -109,7 +111,7 @@ def _run_decompose(args: argparse.Namespace) -> int:
         n = max(args.images, args.eval_images)
         te = loader("test", limit=n, seed=args.seed)
     except FileNotFoundError as exc:
-        print(f"decompose: {exc}", file=sys.stderr)
+        print(f"deepscope decompose: error: {exc}", file=sys.stderr)
         return 2
     out = args.output
     out.mkdir(parents=True, exist_ok=True)

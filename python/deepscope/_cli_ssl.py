@@ -73,7 +73,8 @@ def run_ssl(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         values = value if isinstance(value, list) else [value]
         if any(v is not None and v < 1 for v in values):
-            raise ValueError(f"--{name}: expected positive integers, got {value}")
+            flag = f"-{name}" if len(name) == 1 else f"--{name}"
+            raise ValueError(f"{flag}: expected positive integers, got {value}")
     X, y = load_dataset(args.dataset, n=args.n)
     ev = evaluate_ssl(
         X,
