@@ -100,10 +100,8 @@ def _run_decompose(args: argparse.Namespace) -> int:
     else:
         path = args.checkpoint or DEFAULT_CHECKPOINT
         if not Path(path).exists():
-            print(
-                f"deepscope decompose: error: checkpoint {path} not found (use --train)",
-                file=sys.stderr,
-            )
+            message = f"checkpoint {path} not found (use --train)"
+            print(f"deepscope decompose: error: {message}", file=sys.stderr)
             return 2
         bundle = load_bundle(path)
     loader = load_fashion_mnist if bundle.dataset == "fashion-mnist" else load_digits
