@@ -10,8 +10,9 @@ import pytest
 
 from deepscope._cli_cmd import add_cmd_command, format_table
 from deepscope.dynamics import experiment
+from deepscope.pointsets import FASHION_MNIST_DIR
 
-HAS_DATA = (experiment.FASHION_DIR / "t10k-images-idx3-ubyte.gz").exists()
+HAS_DATA = (FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz").exists()
 
 
 def _parse(argv):

@@ -45,6 +45,7 @@ __all__ = [
     "FASHION_MNIST_DIR",
     "PointSet",
     "digits_points",
+    "fashion_mnist_images",
     "fashion_mnist_points",
     "images_to_points",
     "modelnet40_h5",
@@ -205,6 +206,44 @@ def _sample_chunk(
     return points.astype(np.float32)
 
 
+def fashion_mnist_images(
+    split: str = "train", *, root: str | os.PathLike[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The raw Fashion-MNIST images and labels of one split (read once, cached).
+
+    Args:
+        split: ``"train"`` (60,000 images) or ``"test"`` (10,000).
+        root: folder holding the four ``*-ubyte.gz`` files (default:
+            ``$DEEPSCOPE_FASHION_MNIST`` or ``/usr/share/datasets/fashion-mnist``).
+
+    Returns:
+        ``(images (S, 28, 28) uint8, labels (S,) uint8)``, both read-only.
+
+    Raises:
+        FileNotFoundError: the files are missing; the message names the Debian
+            package that installs them.
+    """
+    if split not in _FASHION_FILES:
+        raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
+    folder = Path(
+        root or os.environ.get("DEEPSCOPE_FASHION_MNIST") or FASHION_MNIST_DIR
+    )
+    image_file, label_file = (folder / name for name in _FASHION_FILES[split])
+    for path in (image_file, label_file):
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"Fashion-MNIST file not found: {path} (install it with "
+                "'apt-get install -y dataset-fashion-mnist', or pass root=)"
+            )
+    images = _read_idx(image_file)
+    labels = _read_idx(label_file)
+    if images.ndim != 3 or labels.shape != images.shape[:1]:
+        raise ValueError(
+            f"{folder}: images {images.shape} and labels {labels.shape} do not match"
+        )
+    return images, labels
+
+
 def fashion_mnist_points(
     split: str = "train",
     n_points: int = 256,
@@ -231,24 +270,7 @@ def fashion_mnist_points(
         FileNotFoundError: the files are missing; the message names the Debian
             package that installs them.
     """
-    if split not in _FASHION_FILES:
-        raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
-    folder = Path(
-        root or os.environ.get("DEEPSCOPE_FASHION_MNIST") or FASHION_MNIST_DIR
-    )
-    image_file, label_file = (folder / name for name in _FASHION_FILES[split])
-    for path in (image_file, label_file):
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"Fashion-MNIST file not found: {path} (install it with "
-                "'apt-get install -y dataset-fashion-mnist', or pass root=)"
-            )
-    images = _read_idx(image_file)
-    labels = _read_idx(label_file)
-    if images.ndim != 3 or labels.shape != images.shape[:1]:
-        raise ValueError(
-            f"{folder}: images {images.shape} and labels {labels.shape} do not match"
-        )
+    images, labels = fashion_mnist_images(split, root=root)
     count = _check_limit(limit, len(labels))
     points = images_to_points(images[:count], n_points, seed=seed, max_intensity=255)
     return PointSet(points, labels[:count].astype(np.int64), FASHION_MNIST_CLASSES)

@@ -10,7 +10,6 @@ undo it (``p = x * std + mean``).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -22,11 +21,6 @@ __all__ = ["IMAGE_MEAN", "IMAGE_STD", "ImageSet", "load_digits", "load_fashion_m
 IMAGE_MEAN = (0.5,)
 #: Per-channel standard deviation used to normalise every image set here.
 IMAGE_STD = (0.5,)
-_FASHION_DEFAULT = "/usr/share/datasets/fashion-mnist"
-_FASHION_FILES = {
-    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
-}
 
 
 class ImageSet(NamedTuple):
@@ -79,17 +73,6 @@ def load_digits(
     return ImageSet(x, y, tuple(str(d) for d in range(10)))
 
 
-def _read_idx(path: Path) -> np.ndarray:
-    import gzip
-
-    data = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
-    if len(data) < 4 or data[:2] != b"\0\0" or data[2] != 0x08:
-        raise ValueError(f"{path}: not an IDX file of unsigned bytes")
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
 def load_fashion_mnist(
     split: str = "train",
     limit: int | None = None,
@@ -113,19 +96,10 @@ def load_fashion_mnist(
     Raises:
         FileNotFoundError: when the files are missing.
     """
-    from deepscope.pointsets import FASHION_MNIST_CLASSES
+    from deepscope.pointsets import FASHION_MNIST_CLASSES, fashion_mnist_images
 
-    if split not in _FASHION_FILES:
-        raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
-    base = Path(root or os.environ.get("DEEPSCOPE_FASHION_MNIST", _FASHION_DEFAULT))
-    img_name, lab_name = _FASHION_FILES[split]
-    if not (base / img_name).exists():
-        raise FileNotFoundError(
-            f"root: Fashion-MNIST not found in {base} "
-            "(apt-get install dataset-fashion-mnist)"
-        )
-    images = _read_idx(base / img_name)
-    labels = _read_idx(base / lab_name).astype(np.int64)
+    images, labels = fashion_mnist_images(split, root=root)
+    labels = labels.astype(np.int64)
     names = FASHION_MNIST_CLASSES
     if classes is not None:
         keep = np.isin(labels, classes)

@@ -14,7 +14,6 @@ Data: the Debian package ``dataset-fashion-mnist`` (IDX files under
 
 from __future__ import annotations
 
-import gzip
 import logging
 import time
 from pathlib import Path
@@ -25,35 +24,26 @@ import numpy as np
 __all__ = ["load_fashion_mnist", "run_experiment", "small_cnn"]
 
 LOG = logging.getLogger(__name__)
-FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
-def _read_idx(path: Path) -> np.ndarray:
-    raw = gzip.open(path).read()
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-def load_fashion_mnist(root: str | Path = FASHION_DIR) -> dict[str, np.ndarray]:
+def load_fashion_mnist(root: str | Path | None = None) -> dict[str, np.ndarray]:
     """Fashion-MNIST as float32 images in [0, 1] (N, 1, 28, 28) and int64 labels.
+
+    Args:
+        root: folder of the IDX files (default: ``$DEEPSCOPE_FASHION_MNIST`` or
+            ``/usr/share/datasets/fashion-mnist``).
 
     Raises:
         FileNotFoundError: the IDX files are missing (install the Debian
             package ``dataset-fashion-mnist``).
     """
-    root = Path(root)
+    from deepscope.pointsets import fashion_mnist_images
+
     out = {}
-    for split, prefix in (("train", "train"), ("test", "t10k")):
-        img = root / f"{prefix}-images-idx3-ubyte.gz"
-        lab = root / f"{prefix}-labels-idx1-ubyte.gz"
-        if not img.exists() or not lab.exists():
-            raise FileNotFoundError(
-                f"Fashion-MNIST not found under {root} (apt-get install "
-                "dataset-fashion-mnist)"
-            )
-        out[f"x_{split}"] = (_read_idx(img).astype(np.float32) / 255.0)[:, None]
-        out[f"y_{split}"] = _read_idx(lab).astype(np.int64)
+    for split in ("train", "test"):
+        images, labels = fashion_mnist_images(split, root=root)
+        out[f"x_{split}"] = (images.astype(np.float32) / 255.0)[:, None]
+        out[f"y_{split}"] = labels.astype(np.int64)
     return out
 
 
@@ -266,7 +256,7 @@ def run_experiment(
     embed_fraction: float = 0.2,
     embedded_modes: int = 2,
     embedded: bool = True,
-    data_root: str | Path = FASHION_DIR,
+    data_root: str | Path | None = None,
     show_progress: bool = True,
 ) -> dict[str, Any]:
     """Runs the comparison; returns per-seed results and a summary.

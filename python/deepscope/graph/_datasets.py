@@ -4,25 +4,11 @@
 
 from __future__ import annotations
 
-import gzip
-from pathlib import Path
-
 import numpy as np
 
 __all__ = ["DATASETS", "load_dataset"]
 
-FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 DATASETS = ("digits", "mnist5k", "fashion-mnist")
-
-
-def _idx(path: Path) -> np.ndarray:
-    """Reads an IDX file (optionally gzip-compressed) as uint8."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    nd = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(nd)]
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * nd).reshape(dims)
 
 
 def load_dataset(
@@ -54,18 +40,9 @@ def load_dataset(
         X, y = mnist_data()
         X = X / 255.0
     elif name == "fashion-mnist":
-        files = [
-            FASHION_DIR / f"{s}-{kind}-ubyte.gz"
-            for s in ("train", "t10k")
-            for kind in ("images-idx3", "labels-idx1")
-        ]
-        missing = [str(f) for f in files if not f.exists()]
-        if missing:
-            raise FileNotFoundError(
-                "fashion-mnist needs the Debian package dataset-fashion-mnist "
-                f"(apt-get install dataset-fashion-mnist); missing {missing[0]}"
-            )
-        Xtr, ytr, Xte, yte = (_idx(f) for f in files)
+        from deepscope.pointsets import fashion_mnist_images
+
+        (Xtr, ytr), (Xte, yte) = (fashion_mnist_images(s) for s in ("train", "test"))
         X = np.concatenate([Xtr, Xte]).reshape(-1, 784) / 255.0
         y = np.concatenate([ytr, yte])
     else:
