@@ -30,6 +30,7 @@ __all__ = [
     "View",
     "check_coordinates",
     "flag",
+    "swap_last_axes",
     "check_finite",
     "empty",
     "framework_of",
@@ -239,6 +240,24 @@ def flag(value: Any, name: str) -> bool:
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     raise ArgumentTypeError(f"{name}: expected True or False, got {value!r}")
+
+
+def swap_last_axes(x: Any, name: str) -> Any:
+    """A view of ``x`` with its last two axes swapped (channels-first input).
+
+    Raises:
+        ValueError: ``x`` has fewer than 2 dimensions (naming ``name``).
+    """
+    framework = framework_of(x)
+    if framework == "other":
+        x = np.asarray(x)
+    if x.ndim < 2:
+        raise ValueError(
+            f"{name}: expected 2 or 3 dimensions, got {x.ndim} (shape {tuple(x.shape)})"
+        )
+    if framework == "torch":
+        return x.transpose(-1, -2)
+    return x.swapaxes(-1, -2)
 
 
 def _device_str(device: int) -> str:

@@ -98,7 +98,7 @@ def farthest_point_sample(
             both ``start_index`` and ``seed`` given.
     """
     if _arrays.flag(channels_first, "channels_first"):
-        points = _swap_last_axes(points)
+        points = _arrays.swap_last_axes(points, "points")
     view = _arrays.prepare(points, "points", ndim=(2, 3))
     unbatched = len(view.shape) == 2
     B, N, D = (1, *view.shape) if unbatched else view.shape
@@ -173,20 +173,6 @@ def farthest_point_sample(
     if unbatched:
         return FPSResult(indices[0], distances[0], counts.reshape(()))
     return FPSResult(indices, distances, counts)
-
-
-def _swap_last_axes(x: Any) -> Any:
-    """A view of ``x`` with its last two axes swapped (channels-first input)."""
-    framework = _arrays.framework_of(x)
-    if framework == "other":
-        x = np.asarray(x)
-    if x.ndim < 2:
-        raise ValueError(
-            f"points: expected 2 or 3 dimensions, got {x.ndim} (shape {tuple(x.shape)})"
-        )
-    if framework == "torch":
-        return x.transpose(-1, -2)
-    return x.swapaxes(-1, -2)
 
 
 def _per_cloud(value: Any, name: str, B: int) -> np.ndarray:

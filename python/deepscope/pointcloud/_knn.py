@@ -183,15 +183,6 @@ def _check_count(value: Any, name: str) -> int:
     return value
 
 
-def _channels_last(x: Any) -> Any:
-    """Swaps the last two axes of an array of any supported framework."""
-    if _arrays.framework_of(x) == "torch":
-        return x.transpose(-1, -2)
-    if _arrays.framework_of(x) == "other":
-        x = np.asarray(x)
-    return x.swapaxes(-1, -2)
-
-
 def _lengths(
     lengths: Any, name: str, like: View, batch: int, limit: int, batched: bool
 ) -> tuple[View | None, np.ndarray]:
@@ -243,9 +234,9 @@ def _search(
 
     # Layout and framework: both inputs as contiguous (B, *, D) views.
     if _arrays.flag(channels_first, "channels_first"):
-        query = _channels_last(query)
+        query = _arrays.swap_last_axes(query, "query")
         if reference is not None:
-            reference = _channels_last(reference)
+            reference = _arrays.swap_last_axes(reference, "reference")
     q = _arrays.prepare(query, "query", kind="float", ndim=(2, 3))
     batched = len(q.shape) == 3
     self_query = reference is None

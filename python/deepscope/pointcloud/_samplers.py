@@ -34,6 +34,7 @@ from deepscope._arrays import (
     framework_of,
     full,
     prepare,
+    swap_last_axes,
     to_numpy,
 )
 
@@ -117,16 +118,6 @@ def _seed_arg(seed: Any) -> int:
         ) from None
 
 
-def _swap_last_axes(x: Any) -> Any:
-    if framework_of(x) == "torch":
-        return x.transpose(-1, -2)
-    if framework_of(x) == "other":
-        x = np.asarray(x)
-    if x.ndim < 2:
-        return x  # the rank check in prepare() reports it
-    return x.swapaxes(-1, -2)
-
-
 class _Cloud(NamedTuple):
     """Validated points (batched view) plus lengths on host and device."""
 
@@ -146,7 +137,7 @@ class _Cloud(NamedTuple):
 
 def _prepare_cloud(points: Any, lengths: Any, channels_first: bool) -> _Cloud:
     if flag(channels_first, "channels_first"):
-        points = _swap_last_axes(points)
+        points = swap_last_axes(points, "points")
     view = prepare(points, "points", kind="float", ndim=(2, 3))
     batched = len(view.shape) == 3
     if not batched:
@@ -547,7 +538,7 @@ def partial_clouds(
         )
     size = _int_arg(PAPER_DEFAULTS[method] if size is None else size, "size")
     if flag(channels_first, "channels_first"):
-        points = _swap_last_axes(points)
+        points = swap_last_axes(points, "points")
 
     if method == "random":
         if anchors is None:
