@@ -382,6 +382,8 @@ def check_coordinates(view: View, name: str, lengths: np.ndarray | None = None) 
         peak = cupy.abs(a).max(axis=-1) if a.size else a.sum(axis=-1)
     else:
         peak = np.abs(a).max(axis=-1) if a.size else a.sum(axis=-1)
+    if lengths is None and int(np.prod(peak.shape)) > 0:
+        peak = peak.max()  # one number leaves the device (NaN propagates)
     peak = np.asarray(to_numpy(peak), dtype=np.float64)
     if lengths is not None:
         peak = peak.reshape(len(lengths), -1)
