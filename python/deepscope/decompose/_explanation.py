@@ -52,15 +52,11 @@ def unnormalize(
     return np.clip(a * s + m, 0.0, 1.0).transpose(1, 2, 0)
 
 
-def _signed(ax, part: np.ndarray, std: Sequence[float], title: str) -> None:
+def _signed_display(part: np.ndarray, std: Sequence[float]) -> np.ndarray:
     # A signed part is a difference of images: scale by std (no mean shift) and
-    # show channel-mean with a symmetric diverging colormap around zero.
+    # show the channel mean.
     s = np.asarray(std, np.float32).reshape(-1, 1, 1)
-    v = (part * s).mean(0)
-    lim = float(np.abs(v).max()) or 1.0
-    im = ax.imshow(v, cmap="seismic", vmin=-lim, vmax=lim)
-    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
-    ax.set_title(title, fontsize=8)
+    return (part * s).mean(0)
 
 
 def plot_explanation(
@@ -75,7 +71,8 @@ def plot_explanation(
 
     The input and agnostic part are un-normalised (``x * std + mean``) and shown as
     images (grey for one channel); the distinct part and the branches are signed
-    and shown with a symmetric diverging colormap (red > 0, blue < 0).
+    and shown with one symmetric diverging colour scale per row (red > 0, blue < 0),
+    so the branches of an image are comparable.
 
     Args:
         explanation: the decomposition.
@@ -109,16 +106,24 @@ def plot_explanation(
         gray = img.shape[2] == 1
         axes[r, 0].imshow(img[..., 0] if gray else img, cmap="gray", vmin=0, vmax=1)
         axes[r, 0].set_title(f"input ({name})", fontsize=8)
-        _signed(axes[r, 1], explanation.distinct[i].cpu().numpy(), std, "distinct")
+        # One symmetric colour scale per row for the distinct part and every
+        # branch, so their magnitudes can be compared at a glance.
+        signed = [_signed_display(explanation.distinct[i].cpu().numpy(), std)]
+        signed += [
+            _signed_display(explanation.branches[i, j].cpu().numpy(), std)
+            for j in range(k)
+        ]
+        lim = max(float(np.abs(v).max()) for v in signed) or 1.0
+        titles = ["distinct"] + [
+            f"branch {j}" + (" (distinct)" if j == 0 else "") for j in range(k)
+        ]
+        cells = [1] + [3 + j for j in range(k)]
+        for v, c, title in zip(signed, cells, titles, strict=True):
+            im = axes[r, c].imshow(v, cmap="seismic", vmin=-lim, vmax=lim)
+            axes[r, c].set_title(title, fontsize=8)
         axes[r, 2].imshow(agn[..., 0] if gray else agn, cmap="gray", vmin=0, vmax=1)
         axes[r, 2].set_title("agnostic", fontsize=8)
-        for j in range(k):
-            _signed(
-                axes[r, 3 + j],
-                explanation.branches[i, j].cpu().numpy(),
-                std,
-                f"branch {j}" + (" (distinct)" if j == 0 else ""),
-            )
+        fig.colorbar(im, ax=axes[r, cols - 1], fraction=0.046, pad=0.02)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
