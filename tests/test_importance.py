@@ -233,7 +233,7 @@ def test_validation_errors_name_the_argument():
         imp.importance_stats(f, p=3)
     with pytest.raises(ValueError, match="entropy_of"):
         imp.importance_stats(f, entropy_of="logits")
-    with pytest.raises(ValueError, match="lengths: expected 0 <= lengths <= 4"):
+    with pytest.raises(ValueError, match=r"lengths: expected 0 <= lengths\[b\] <= 4"):
         imp.importance_stats(f, lengths=np.array([5, 1]))
     with pytest.raises(ValueError, match=r"lengths: expected shape \(2,\)"):
         imp.importance_stats(f, lengths=np.array([1, 1, 1]))
@@ -252,12 +252,13 @@ def test_validation_errors_name_the_argument():
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="torch not installed")
-def test_lengths_framework_must_match():
+def test_lengths_from_any_framework_are_moved_to_the_features():
     f = torch.ones((2, 3, 4))
-    with pytest.raises(ValueError, match="lengths: expected a torch array"):
-        imp.importance_stats(f, lengths=np.array([4, 4]))
-    stats = imp.importance_stats(f, lengths=[4, 2])  # plain lists are fine
-    assert stats.counts.sum().item() == 6
+    for lengths in ([4, 2], np.array([4, 2], dtype=np.uint8), torch.tensor([4, 2])):
+        stats = imp.importance_stats(f, lengths=lengths)
+        assert stats.counts.sum().item() == 6
+    with pytest.raises(ValueError, match="lengths: expected an integer dtype"):
+        imp.importance_stats(f, lengths=torch.tensor([4.0, 2.0]))
 
 
 # ------------------------------------------------------- entropy and ranks
