@@ -39,7 +39,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from deepscope._arrays import check_count
+from deepscope._arrays import check_count, check_seed
 
 __all__ = [
     "DIGITS_CLASSES",
@@ -146,7 +146,7 @@ def images_to_points(
     # Chunks bound the memory; consecutive draws from one stream equal one big draw.
     uniform_rng, jitter_rng = (
         np.random.Generator(np.random.PCG64(s))
-        for s in np.random.SeedSequence(seed).spawn(2)
+        for s in np.random.SeedSequence(check_seed(seed)).spawn(2)
     )
     out = np.empty((S, n_points, 3), np.float32)
     for start in range(0, S, _CHUNK):
