@@ -189,9 +189,11 @@ def entropy_reference(importance: np.ndarray, *, eps: float = 1e-6) -> float:
     n = i.shape[0]
     if n <= 1:
         return 0.0
-    w = i + eps
-    if w.sum() == 0:
+    # Divided by the largest term first, so sums near 1e308 stay finite.
+    top = max(float(i.max()), eps)
+    if top == 0:
         return 1.0
+    w = i / top + eps / top
     q = w / w.sum()
     terms = np.where(q > 0, q * np.log2(np.where(q > 0, q, 1.0)), 0.0)
     return float(-terms.sum() / np.log2(n))

@@ -142,7 +142,10 @@ def test_channels_first_unbatched(rng):
         ({"radius": np.nan, "max_neighbors": 2}, "radius: expected a finite"),
         ({"radius": np.inf, "max_neighbors": 2}, "radius: expected a finite"),
         ({"radius": "1", "max_neighbors": 2}, "radius: expected a float"),
-        ({"radius": 1.0, "max_neighbors": 0}, "max_neighbors: expected an int >= 1"),
+        (
+            {"radius": 1.0, "max_neighbors": 0},
+            "max_neighbors: expected max_neighbors >= 1",
+        ),
         ({"radius": 1.0, "max_neighbors": 2.5}, "max_neighbors: expected an int"),
     ],
 )

@@ -233,7 +233,7 @@ def test_validation_errors_name_the_argument():
         imp.importance_stats(f, p=3)
     with pytest.raises(ValueError, match="entropy_of"):
         imp.importance_stats(f, entropy_of="logits")
-    with pytest.raises(ValueError, match="lengths: expected 0 <= lengths <= 4"):
+    with pytest.raises(ValueError, match=r"lengths: expected 0 <= lengths\[b\] <= 4"):
         imp.importance_stats(f, lengths=np.array([5, 1]))
     with pytest.raises(ValueError, match=r"lengths: expected shape \(2,\)"):
         imp.importance_stats(f, lengths=np.array([1, 1, 1]))
@@ -252,12 +252,13 @@ def test_validation_errors_name_the_argument():
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="torch not installed")
-def test_lengths_framework_must_match():
+def test_lengths_from_any_framework_are_moved_to_the_features():
     f = torch.ones((2, 3, 4))
-    with pytest.raises(ValueError, match="lengths: expected a torch array"):
-        imp.importance_stats(f, lengths=np.array([4, 4]))
-    stats = imp.importance_stats(f, lengths=[4, 2])  # plain lists are fine
-    assert stats.counts.sum().item() == 6
+    for lengths in ([4, 2], np.array([4, 2], dtype=np.uint8), torch.tensor([4, 2])):
+        stats = imp.importance_stats(f, lengths=lengths)
+        assert stats.counts.sum().item() == 6
+    with pytest.raises(ValueError, match="lengths: expected an integer dtype"):
+        imp.importance_stats(f, lengths=torch.tensor([4.0, 2.0]))
 
 
 # ------------------------------------------------------- entropy and ranks
@@ -401,3 +402,64 @@ def test_least_important_orders_large_integers_exactly():
     # Above 2**53 a float64 key would merge these values.
     got = imp.least_important(np.array([2**62 + 1, 2**62, 0]), 2)
     np.testing.assert_array_equal(got, [2, 1])
+
+
+# ----------------------------------------------------- extreme importance values
+
+
+@pytest.mark.parametrize("unit", [4e307, 1e300, 1e-308, 5e-324])
+def test_normalized_entropy_is_scale_free_at_the_float64_extremes(unit):
+    # [4, 2, 1, 0] * unit is exact from the largest float64 down to subnormals,
+    # and its normalized entropy does not depend on the unit.
+    shape = np.array([4.0, 2.0, 1.0, 0.0])
+    q = shape[:3] / 7.0
+    expected = float(-(q * np.log2(q)).sum() / 2.0)
+    got = imp.normalized_entropy(shape[None] * unit, eps=0)
+    np.testing.assert_allclose(got, [expected], rtol=1e-13)
+    np.testing.assert_allclose(
+        entropy_reference(shape * unit, eps=0), expected, rtol=1e-13
+    )
+    uniform = np.full((1, 4), unit)
+    np.testing.assert_allclose(imp.normalized_entropy(uniform, eps=0), [1.0])
+
+
+def test_normalized_entropy_near_overflow_and_with_zeros():
+    big = np.array([[1e308, 1e308, 1e308, 1e308], [1e308, 0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(imp.normalized_entropy(big, eps=0), [1.0, 0.0])
+    # eps is negligible next to 1e308 but not next to 1e-308.
+    np.testing.assert_allclose(imp.normalized_entropy(big), [1.0, 0.0], atol=1e-12)
+    tiny = np.array([[1e-308, 0.0, 0.0, 0.0]])
+    np.testing.assert_array_equal(imp.normalized_entropy(tiny, eps=0), [0.0])
+    np.testing.assert_allclose(imp.normalized_entropy(tiny), [1.0])
+    zeros = np.zeros((2, 5))
+    np.testing.assert_array_equal(imp.normalized_entropy(zeros, eps=0), [1.0, 1.0])
+    np.testing.assert_allclose(imp.normalized_entropy(zeros), [1.0, 1.0])
+
+
+def test_importance_stats_entropy_of_huge_norms_is_finite():
+    f = np.full((1, 3, 5), 1e308)  # inf-norms of 1e308 at every point
+    stats = imp.importance_stats(f, p=np.inf, entropy_of="norms")
+    np.testing.assert_allclose(stats.entropy, [1.0])
+
+
+@pytest.mark.parametrize("dtype", [np.uint64, np.uint32, np.uint8])
+def test_unsigned_importance_below_int64_max_ranks_exactly(dtype):
+    top = np.iinfo(dtype).max if dtype != np.uint64 else 2**63 - 1
+    values = np.array([top, 1, 3, 0], dtype=dtype)
+    np.testing.assert_array_equal(imp.least_important(values, 2), [3, 1])
+    assert np.isfinite(imp.normalized_entropy(values))
+
+
+def test_uint64_importance_above_int64_max_is_rejected_not_wrapped():
+    values = np.array([2**63 + 5, 1, 3], dtype=np.uint64)
+    for call in (
+        lambda: imp.least_important(values, 1),
+        lambda: imp.normalized_entropy(values),
+    ):
+        with pytest.raises(
+            ValueError, match="importance: expected unsigned values <= 922337"
+        ):
+            call()
+    tiebreak = np.array([0.0, 1.0, 2.0])
+    with pytest.raises(ValueError, match="importance: expected unsigned"):
+        imp.least_important(values, 1, tiebreak=tiebreak)

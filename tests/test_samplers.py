@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from deepscope import pointcloud as pc
 from deepscope.pointcloud import (
     PAPER_DEFAULTS,
     PartialResult,
@@ -712,3 +713,84 @@ def test_cuda_partial_clouds_equal_cpu(rng):
                 for c, g in zip(cpu, gpu, strict=True):
                     assert backend.is_native(g)
                     np.testing.assert_array_equal(to_numpy(g), c)
+
+
+# --------------------------------------------- one validation per public call
+
+
+@pytest.mark.parametrize(
+    ("call", "expected_checks"),
+    [
+        (lambda p: pc.partial_clouds(p, "patch", n_anchors=2, size=8), 1),
+        (lambda p: pc.partial_clouds(p, "curve", n_anchors=2, size=8, k=4), 1),
+        (lambda p: pc.partial_clouds(p, "random", n_anchors=2, size=8), 1),
+        (lambda p: pc.knn_patches(p, [[0, 3], [1, 2]], 8), 1),
+        (lambda p: pc.random_walk_curves(p, [[0, 3], [1, 2]], 8, k=4), 1),
+        (lambda p: pc.random_subsets(p, 8, 2), 1),
+    ],
+)
+def test_composed_samplers_check_the_coordinates_once(
+    rng, monkeypatch, call, expected_checks
+):
+    from deepscope import _arrays
+    from deepscope.pointcloud import _samplers
+
+    calls = []
+    original = _arrays.check_coordinates
+
+    def counting(*args, **kwargs):
+        calls.append(args[1])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(_arrays, "check_coordinates", counting)
+    monkeypatch.setattr(_samplers, "check_coordinates", counting)
+    call(rng.standard_normal((2, 30, 3)))
+    assert calls == ["points"] * expected_checks
+
+
+# ------------------------------------ thread count does not change the results
+
+_THREADS_SCRIPT = """
+import hashlib, numpy as np
+import deepscope.pointcloud as pc
+from deepscope import importance as imp
+rng = np.random.default_rng(0)
+h = hashlib.sha256()
+for B, N in ((2, 64), (8, 1024), (4, 8192)):
+    pts = rng.standard_normal((B, N, 3))
+    anchors = np.tile(np.arange(4) * (N // 4), (B, 1))
+    for r in (
+        pc.random_subsets(pts, 128, 4, seed=3),
+        pc.knn_patches(pts, anchors, 64),
+        pc.random_walk_curves(pts, anchors, 64, k=8, allow_revisits=False, seed=3),
+        pc.knn(pts, k=8),
+        pc.farthest_point_sample(pts, 32),
+    ):
+        for a in r:
+            h.update(np.ascontiguousarray(a).tobytes())
+    f = rng.standard_normal((B, 16, N))
+    for a in imp.importance_stats(f):
+        h.update(np.ascontiguousarray(a).tobytes())
+    h.update(imp.normalized_entropy(np.abs(f[:, 0])).tobytes())
+print(h.hexdigest())
+"""
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    import os
+    import subprocess
+    import sys
+
+    digests = set()
+    for threads in ("1", "2", "3"):
+        env = dict(os.environ, OMP_NUM_THREADS=threads)
+        out = subprocess.run(
+            [sys.executable, "-c", _THREADS_SCRIPT],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+        digests.add(out.stdout.strip())
+    assert len(digests) == 1

@@ -60,7 +60,7 @@ void cmd_fit_cpu(const CmdFitProblem<T>& p) {
   const bool has_avx2 = false;
 #endif
 
-#pragma omp parallel
+#pragma omp parallel if (parallel_worth(p.N * p.T_len * p.M))
   {
     std::vector<double> scratch(static_cast<size_t>(scratch_size));
 #pragma omp for schedule(static)
@@ -82,20 +82,20 @@ void cmd_fit_cpu(const CmdFitProblem<T>& p) {
 
 template <typename T>
 void cmd_update_cpu(const CmdUpdateProblem<T>& p) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel_worth(p.N))
   for (int64_t i = 0; i < p.N; ++i) cmd_update_one(p, i);
 }
 
 template <typename T>
 void cmd_coefficients_cpu(const CmdCoefProblem<T>& p) {
   DS_CHECK_ARG(p.n >= 1.0, "n: expected >= 1 samples, got " << p.n);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel_worth(p.N))
   for (int64_t i = 0; i < p.N; ++i) cmd_coefficients_one(p, i);
 }
 
 template <typename T>
 void cmd_reconstruct_cpu(const CmdReconstructProblem<T>& p) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel_worth(p.N))
   for (int64_t i = 0; i < p.N; ++i) cmd_reconstruct_one(p, i);
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/parallel.h"
 #include "graph/assemble.h"
 
 namespace deepscope {
@@ -76,7 +77,7 @@ std::int64_t assemble_knn_graph_cpu(const GraphAssembly& g,
   const std::int64_t n = g.n, k = g.k;
 
   // Per-point scales.
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel_worth(n * k))
   for (std::int64_t i = 0; i < n; ++i) {
     sigma[i] = point_sigma(g, indices + i * k, d2 + i * k);
   }
@@ -109,7 +110,7 @@ std::int64_t assemble_knn_graph_cpu(const GraphAssembly& g,
 
   // Sort each bucket by column and merge the two directions in place.
   std::vector<std::int64_t> merged(n, 0);
-#pragma omp parallel for schedule(dynamic, 256)
+#pragma omp parallel for schedule(dynamic, 256) if (parallel_worth(2 * n * k))
   for (std::int64_t i = 0; i < n; ++i) {
     HalfEdge* b = bucket.data() + start[i];
     const std::int64_t len = start[i + 1] - start[i];
@@ -141,7 +142,7 @@ std::int64_t assemble_knn_graph_cpu(const GraphAssembly& g,
   // Compact into CSR.
   indptr[0] = 0;
   for (std::int64_t i = 0; i < n; ++i) indptr[i + 1] = indptr[i] + merged[i];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel_worth(indptr[n]))
   for (std::int64_t i = 0; i < n; ++i) {
     const HalfEdge* b = bucket.data() + start[i];
     for (std::int64_t p = 0; p < merged[i]; ++p) {
@@ -160,7 +161,7 @@ std::int64_t assemble_laplacian_cpu(std::int64_t n, LaplacianKind kind,
                                     std::int64_t* out_cols, T* out_vals) {
   // Degrees without self loops, and output row sizes.
   std::vector<std::int64_t> size(n);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel_worth(indptr[n]))
   for (std::int64_t i = 0; i < n; ++i) {
     double d = 0.0;
     std::int64_t s = 1;
@@ -178,7 +179,7 @@ std::int64_t assemble_laplacian_cpu(std::int64_t n, LaplacianKind kind,
   }
 
   // Rows of L with the diagonal placed in column order.
-#pragma omp parallel for schedule(dynamic, 256)
+#pragma omp parallel for schedule(dynamic, 256) if (parallel_worth(indptr[n]))
   for (std::int64_t i = 0; i < n; ++i) {
     const double di = degrees[i];
     std::int64_t q = out_indptr[i];

@@ -95,7 +95,7 @@ void topk_block_update_cpu(const TopkBlock& b, const T* gram,
   // Transposed blocks: chunks of rows sweep the columns.
   if (b.row_stride == 1 && b.col_stride != 1) {
     const std::int64_t chunks = (b.rows + kChunk - 1) / kChunk;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel_worth(b.rows * b.cols))
     for (std::int64_t c = 0; c < chunks; ++c) {
       const std::int64_t r0 = c * kChunk;
       update_rows_transposed(gram, r0, std::min(b.rows, r0 + kChunk), b,
@@ -105,7 +105,7 @@ void topk_block_update_cpu(const TopkBlock& b, const T* gram,
   }
 
   // One row per iteration; rows own disjoint pools.
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel_worth(b.rows * b.cols))
   for (std::int64_t i = 0; i < b.rows; ++i) {
     update_row_chunked(gram, i, b, static_cast<double>(row_norms[i]),
                        col_norms, pool_idx + i * b.pool,
@@ -122,7 +122,7 @@ void rerank_pool_cpu(const RerankArgs& a, const T* query, const T* reference,
                "k: expected 1 <= k <= pool (" << a.pool << "), got " << a.k);
 
   // Exact distances per row with per-thread scratch pools.
-#pragma omp parallel
+#pragma omp parallel if (parallel_worth(a.num_query * a.pool * a.dim))
   {
     std::vector<std::int64_t> scratch_idx(a.pool);
     std::vector<double> scratch_d2(a.pool);

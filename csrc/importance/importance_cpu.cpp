@@ -68,15 +68,26 @@ bool run_block(const T* base, bool channels_last_layout, int64_t C, int64_t N,
 template <typename I>
 double entropy_row(const I* imp, int64_t n, double eps) {
   if (n <= 1) return 0.0;
-  // Normalizer over the valid points.
+  // Scale: every term is divided by max(eps, largest importance), so the
+  // float64 normalizer cannot overflow (importance near 1e308) and tiny
+  // importance does not sit in the subnormal range.
+  double top = eps;
+  for (int64_t i = 0; i < n; ++i) {
+    top = std::max(top, static_cast<double>(imp[i]));
+  }
+  if (!(top > 0.0)) return 1.0;  // all zero with eps == 0: the uniform limit
+  const double scaled_eps = eps / top;
+
+  // Normalizer over the valid points, each term in [0, 2].
   double total = 0.0;
-  for (int64_t i = 0; i < n; ++i) total += static_cast<double>(imp[i]) + eps;
-  if (!(total > 0.0)) return 1.0;
+  for (int64_t i = 0; i < n; ++i) {
+    total += static_cast<double>(imp[i]) / top + scaled_eps;
+  }
 
   // -sum q log2 q, normalized by the maximum log2(n).
   double h = 0.0;
   for (int64_t i = 0; i < n; ++i) {
-    const double q = (static_cast<double>(imp[i]) + eps) / total;
+    const double q = (static_cast<double>(imp[i]) / top + scaled_eps) / total;
     if (q > 0.0) h -= q * std::log2(q);
   }
   return h / std::log2(static_cast<double>(n));
@@ -105,7 +116,7 @@ void importance_stats_cpu(const ImportanceProblem<T>& P) {
   std::vector<int64_t> part_idx(need_max ? B * nblk * C : 0, -1);
   int bad = 0;
 
-#pragma omp parallel reduction(| : bad)
+#pragma omp parallel reduction(| : bad) if (parallel_worth(B * C * N))
   {
     std::vector<double> acc(bs);
     std::vector<int64_t> local(P.channels_last && need_max ? C : 0);
@@ -183,7 +194,8 @@ void normalized_entropy_cpu(const I* importance, int64_t B, int64_t N,
                             const int64_t* lengths, double eps,
                             double* entropy, std::int32_t* status) {
   int flags = 0;
-#pragma omp parallel for schedule(static) reduction(| : flags)
+  const bool parallel = parallel_worth(3 * B * N);
+#pragma omp parallel for schedule(static) reduction(| : flags) if (parallel)
   for (int64_t b = 0; b < B; ++b) {
     const int64_t n = valid_points(lengths, b, N);
     const I* row = importance + b * N;

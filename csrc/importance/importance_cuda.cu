@@ -84,6 +84,23 @@ __device__ inline double block_sum(double v, double* red) {
   return r;
 }
 
+// Block maximum, returned to every thread (red: kWarps + 1 slots).
+__device__ inline double block_max(double v, double* red) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  v = warp_combine(v, kNormInf);
+  if (lane == 0) red[warp] = v;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    double m = red[0];
+    for (int w = 1; w < kWarps; ++w) m = fmax(m, red[w]);
+    red[kWarps] = m;
+  }
+  __syncthreads();
+  const double r = red[kWarps];
+  __syncthreads();
+  return r;
+}
+
 // Channels first (B, C, N): thread = point, coalesced along N; the block
 // walks kChunkCF channel rows, keeping the point's partial norm and writing
 // one (max, argmax) per channel for its 256-point tile.
@@ -266,7 +283,9 @@ __global__ void finish_counts_kernel(const T* __restrict__ pval,
   }
 }
 
-// One block per cloud: normalizer, then -sum q log2 q / log2(n_b).
+// One block per cloud: scale, normalizer, then -sum q log2 q / log2(n_b).
+// Terms are divided by max(eps, largest importance) first, so the float64
+// normalizer cannot overflow and tiny values are not subnormal.
 template <typename I>
 __global__ void entropy_kernel(const I* __restrict__ imp, int64_t B,
                                int64_t N, const int64_t* __restrict__ lengths,
@@ -276,27 +295,37 @@ __global__ void entropy_kernel(const I* __restrict__ imp, int64_t B,
   for (int64_t b = blockIdx.x; b < B; b += gridDim.x) {
     const int64_t n = valid_points_dev(lengths, b, N);
     const I* row = imp + b * N;
-    double s = 0.0;
+    double top = eps;
     int flags = 0;
     for (int64_t i = threadIdx.x; i < n; i += kThreads) {
       const double v = static_cast<double>(row[i]);
       if (check && !isfinite(v)) flags |= kStatusNonFinite;
       if (check && v < 0.0) flags |= kStatusNegative;
-      s += v + eps;
+      top = fmax(top, v);
     }
     if (flags) atomicOr(status, flags);
+    top = block_max(top, red);
+
+    const bool spread = n > 1 && top > 0.0;
+    const double scaled_eps = spread ? eps / top : 0.0;
+    double s = 0.0;
+    if (spread) {
+      for (int64_t i = threadIdx.x; i < n; i += kThreads) {
+        s += static_cast<double>(row[i]) / top + scaled_eps;
+      }
+    }
     s = block_sum(s, red);
 
     double h = 0.0;
-    if (n > 1 && s > 0.0) {
+    if (spread) {
       for (int64_t i = threadIdx.x; i < n; i += kThreads) {
-        const double q = (static_cast<double>(row[i]) + eps) / s;
+        const double q = (static_cast<double>(row[i]) / top + scaled_eps) / s;
         if (q > 0.0) h -= q * log2(q);
       }
     }
     h = block_sum(h, red);
     if (threadIdx.x == 0) {
-      entropy[b] = n <= 1 ? 0.0 : (!(s > 0.0) ? 1.0 : h / log2(double(n)));
+      entropy[b] = n <= 1 ? 0.0 : (!spread ? 1.0 : h / log2(double(n)));
     }
   }
 }

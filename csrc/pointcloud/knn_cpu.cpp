@@ -424,7 +424,7 @@ void search_all(const NeighborSearch& s, const T* query,
   const std::int64_t B = s.batch, M = s.num_query, D = s.dim, K = s.k;
   const std::int64_t rows = B * M;
 
-#pragma omp parallel if (rows > 256)
+#pragma omp parallel if (rows > 64 && parallel_worth(rows * K * D))
   {
     List list(K);
     std::vector<double> q(D), off(D);
@@ -500,7 +500,8 @@ void neighbor_search_cpu(const NeighborSearch& s, const T* query,
 
   // One kd-tree per cloud, built in parallel (clouds and large subtrees).
   std::vector<KdTree> trees(B);
-  const bool parallel_build = B > 1 || N > kTaskGrain;
+  const bool parallel_build =
+      (B > 1 || N > kTaskGrain) && parallel_worth(B * N * D);
 #pragma omp parallel if (parallel_build)
 #pragma omp single
   for (std::int64_t b = 0; b < B; ++b) {

@@ -15,7 +15,9 @@ void random_walk_cpu(const std::int64_t* neighbors,
                      std::uint64_t seed, std::int64_t* out,
                      std::int64_t* counts) {
   const std::int64_t items = B * A;
-#pragma omp parallel
+  const std::int64_t work =
+      items * (L + (allow_revisits ? 0 : partial::bitmap_words(N)));
+#pragma omp parallel if (parallel_worth(work))
   {
     // Per-thread scratch: visited bitmap and backtracking stack.
     const std::int64_t words = allow_revisits ? 0 : partial::bitmap_words(N);
@@ -38,7 +40,8 @@ void random_subset_cpu(const std::int64_t* lengths, std::int64_t B,
                        std::uint64_t seed, std::int64_t* out,
                        std::int64_t* counts) {
   const std::int64_t items = B * S;
-#pragma omp parallel
+  const std::int64_t work = items * (size + partial::bitmap_words(N));
+#pragma omp parallel if (parallel_worth(work))
   {
     std::vector<std::uint64_t> visited(
         static_cast<std::size_t>(partial::bitmap_words(N)));
@@ -57,7 +60,7 @@ void assemble_patches_cpu(const std::int64_t* neighbors,
                           std::int64_t A, std::int64_t K, std::int64_t size,
                           std::int64_t* out, std::int64_t* counts) {
   const std::int64_t items = B * A;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel_worth(items * K))
   for (std::int64_t i = 0; i < items; ++i) {
     counts[i] = partial::patch(neighbors + i * K, lengths[i / A], K,
                                anchors[i], size, out + i * size);

@@ -19,6 +19,7 @@ torch and CuPy are imported lazily; only NumPy is required.
 
 from __future__ import annotations
 
+import operator
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -26,20 +27,33 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "INT64_MAX",
+    "SEED_MAX",
     "ArgumentTypeError",
     "View",
     "check_coordinates",
-    "flag",
-    "swap_last_axes",
+    "check_count",
     "check_finite",
+    "check_seed",
     "empty",
+    "flag",
     "framework_of",
     "full",
+    "host_integers",
+    "per_cloud_counts",
     "prepare",
+    "prepare_lengths",
+    "swap_last_axes",
     "to_numpy",
 ]
 
 FLOAT_KINDS = ("float32", "float64")
+
+#: Largest value an int64 holds; unsigned inputs above it are rejected rather
+#: than wrapped to negative numbers by the cast to int64.
+INT64_MAX = int(np.iinfo(np.int64).max)
+#: Largest accepted seed: seeds are 64-bit unsigned integers.
+SEED_MAX = 2**64 - 1
 
 
 class ArgumentTypeError(ValueError, TypeError):
@@ -223,6 +237,8 @@ def prepare(
     elif kind == "int64":
         if not _is_integer(source):
             raise ValueError(f"{name}: expected an integer dtype, got {source}")
+        if source == "uint64":
+            _check_uint64_fits(x, framework, name)
         target = "int64"
     else:  # pragma: no cover - internal misuse
         raise AssertionError(f"unknown kind {kind!r}")
@@ -407,3 +423,264 @@ def check_coordinates(view: View, name: str, lengths: np.ndarray | None = None) 
             f"(float64 squared distances underflow to 0 below), got at most "
             f"{largest:.3g}; rescale the points"
         )
+
+
+# ---------------------------------------------------------------------------
+# Integer arguments shared by every public function: counts, seeds, lengths.
+
+
+def _check_uint64_fits(x: Any, framework: str, name: str) -> None:
+    """Raises ValueError when an unsigned 64-bit array holds values > int64 max.
+
+    The kernels index with int64; a plain cast would wrap such values to
+    negative numbers.
+    """
+    if framework == "torch":
+        # Reinterpreted as int64, exactly the values above INT64_MAX are < 0
+        # (torch has no max() for uint64).
+        too_big = bool((x.view(sys.modules["torch"].int64) < 0).any())
+    else:
+        too_big = bool((x > np.uint64(INT64_MAX)).any()) if x.size else False
+    if too_big:
+        raise ValueError(
+            f"{name}: expected unsigned values <= {INT64_MAX} (the int64 "
+            "maximum), got a larger uint64 value"
+        )
+
+
+def _integer_scalar(value: Any, name: str, what: str) -> int:
+    """``value`` as a Python int; bools, floats and non-integers raise."""
+    dtype = getattr(value, "dtype", None)
+    if isinstance(value, (bool, np.bool_)) or (
+        dtype is not None and "bool" in str(dtype)
+    ):
+        raise ArgumentTypeError(f"{name}: expected {what}, got a bool ({value!r})")
+    try:
+        return int(operator.index(value))
+    except TypeError:
+        raise ArgumentTypeError(
+            f"{name}: expected {what}, got {type(value).__name__} ({value!r})"
+        ) from None
+
+
+def check_count(
+    value: Any,
+    name: str,
+    low: int = 1,
+    high: int | None = None,
+    *,
+    what: str | None = None,
+) -> int:
+    """A count argument (``k``, ``n_samples``, ``size``...) as a Python int.
+
+    Accepts a Python int, a NumPy integer, or a 0-d integer array or tensor
+    (anything with ``__index__``); rejects bools, floats (even ``3.0``) and
+    other types.
+
+    Args:
+        value: the caller's value.
+        name: the argument name for messages.
+        low: the smallest allowed value.
+        high: the largest allowed value, or None for no upper bound.
+        what: optional meaning of ``high`` for messages, e.g.
+            ``"points per cloud"``.
+
+    Returns:
+        ``int(value)``, with ``low <= value <= high``.
+
+    Raises:
+        ValueError: (also a TypeError for a wrong type) naming ``name``, the
+            expected range and the value got.
+    """
+    count = _integer_scalar(value, name, "an integer")
+    if count < low or (high is not None and count > high):
+        if high is None:
+            expected = f"{name} >= {low}"
+        else:
+            expected = f"{low} <= {name} <= {high}"
+            if what:
+                expected += f" ({what})"
+        raise ValueError(f"{name}: expected {expected}, got {count}")
+    return count
+
+
+def check_seed(
+    seed: Any, name: str = "seed", *, allow_none: bool = False, bits: int = 64
+) -> Any:
+    """A seed argument as a Python int in ``[0, 2**bits - 1]``.
+
+    The one seed policy of the package:
+
+    * a Python int or NumPy integer (or 0-d integer array) in
+      ``[0, 2**64 - 1]`` is used as is;
+    * a ``numpy.random.Generator`` is reduced to one draw from it in the
+      same range (this advances the generator, so passing the same generator
+      twice gives two different, still reproducible, results);
+    * ``None`` is accepted only where the function documents what it means
+      (``allow_none=True``; e.g. "no random start" in farthest point
+      sampling) and is returned unchanged; elsewhere it is an error, since a
+      silent fresh seed would make results irreproducible;
+    * bools, floats, negative integers and anything else raise.
+
+    Args:
+        seed: the caller's value.
+        name: the argument name for messages.
+        allow_none: whether None is a documented value.
+        bits: 64, or 32 where the seed goes to scikit-learn (whose
+            ``random_state`` holds at most 32 bits).
+
+    Raises:
+        ValueError: (also a TypeError for a wrong type) naming ``name``, the
+            accepted values and the value got.
+    """
+    high = 2**bits - 1
+    expected = f"an integer in [0, 2**{bits} - 1] or a numpy Generator"
+    if allow_none:
+        expected += " or None"
+    if seed is None:
+        if allow_none:
+            return None
+        raise ArgumentTypeError(f"{name}: expected {expected}, got None")
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(0, high, dtype=np.uint64, endpoint=True))
+    value = _integer_scalar(seed, name, expected)
+    if not 0 <= value <= high:
+        raise ValueError(f"{name}: expected {expected}, got {value}")
+    return value
+
+
+def host_integers(x: Any, name: str) -> np.ndarray:
+    """Any integer array (NumPy, torch, CuPy, list) as a host int64 array.
+
+    Raises:
+        ValueError: a non-integer (or bool) dtype, or unsigned values above
+            the int64 maximum, naming ``name``.
+    """
+    framework = framework_of(x)
+    if framework == "other":
+        try:
+            x = np.asarray(x)
+        except Exception as exc:  # noqa: BLE001 - report any conversion error
+            raise ArgumentTypeError(
+                f"{name}: expected integers, got {type(x).__name__} ({exc})"
+            ) from None
+        framework = "numpy"
+    source = _dtype_name(x, framework)
+    if not _is_integer(source):
+        raise ArgumentTypeError(f"{name}: expected an integer dtype, got {source}")
+    if source == "uint64":
+        _check_uint64_fits(x, framework, name)
+    return np.asarray(to_numpy(x)).astype(np.int64)
+
+
+def per_cloud_counts(
+    value: Any,
+    name: str,
+    batch: int,
+    low: int = 0,
+    high: np.ndarray | None = None,
+    *,
+    what: str = "points in cloud",
+) -> np.ndarray:
+    """An int or ``(B,)`` integers (one per cloud) as a host ``(B,)`` int64 array.
+
+    Args:
+        value: an int (see :func:`check_count`) or a ``(B,)`` / 0-d integer
+            array of any framework and device.
+        name: the argument name for messages.
+        batch: the number of clouds ``B``.
+        low: the smallest allowed value.
+        high: optional ``(B,)`` largest allowed values (e.g. the lengths).
+        what: meaning of ``high[b]`` in messages (followed by `` b``).
+
+    Raises:
+        ValueError: a wrong type, dtype or shape, or a value out of range,
+            naming ``name``, the cloud, the bound and the value.
+    """
+    if framework_of(value) == "other" and not isinstance(value, (list, tuple)):
+        counts = np.full(batch, _integer_scalar(value, name, "an integer"), np.int64)
+    else:
+        host = host_integers(value, name)
+        if host.ndim == 0:
+            host = np.full(batch, int(host), np.int64)
+        if host.shape != (batch,):
+            raise ValueError(
+                f"{name}: expected an integer or shape ({batch},) (one per "
+                f"cloud), got shape {host.shape}"
+            )
+        counts = host
+    bad = counts < low if high is None else (counts < low) | (counts > high)
+    if bad.any():
+        b = int(np.flatnonzero(bad)[0])
+        if high is None:
+            expected = f"{name} >= {low}"
+        else:
+            expected = f"{low} <= {name} <= {int(high[b])} ({what} {b})"
+        raise ValueError(f"{name}: expected {expected}, got {int(counts[b])}")
+    return counts
+
+
+def prepare_lengths(
+    lengths: Any,
+    like: View,
+    batch: int,
+    n: int,
+    *,
+    name: str = "lengths",
+    batched: bool = True,
+    on_device: bool = True,
+) -> tuple[View | None, np.ndarray]:
+    """Validates per-cloud lengths of a padded batch.
+
+    Args:
+        lengths: None, or ``(B,)`` integers of any integer dtype, from any
+            framework and device (NumPy, torch, CuPy, a list); a 0-d value
+            is accepted for an unbatched input (``B == 1``).
+        like: the view of the points; the device copy is made in its
+            framework, on its device.
+        batch: the number of clouds ``B``.
+        n: the padded number of points ``N``; ``0 <= lengths[b] <= N``.
+        name: the argument name for messages.
+        batched: whether the points were given batched.
+        on_device: False when only the host values are needed (no device
+            copy is made and the view is None).
+
+    Returns:
+        ``(view, host)``: a ``(B,)`` int64 view in ``like``'s framework and on
+        its device (None when ``lengths`` is None or ``on_device`` is False),
+        and the ``(B,)`` int64 host values (``N`` each when ``lengths`` is
+        None).
+
+    Raises:
+        ValueError: a non-integer dtype, a wrong shape, or a value outside
+            ``[0, N]``, naming ``name``.
+    """
+    if lengths is None:
+        return None, np.full(batch, n, dtype=np.int64)
+    host = host_integers(lengths, name)
+    if host.shape != (batch,) and not (host.shape == () and not batched):
+        raise ValueError(
+            f"{name}: expected shape ({batch},) (one per cloud), got {host.shape}"
+        )
+    host = host.reshape(batch)
+    bad = (host < 0) | (host > n)
+    if bad.any():
+        b = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"{name}: expected 0 <= {name}[b] <= {n} (points per cloud), got "
+            f"{name}[{b}] = {int(host[b])}"
+        )
+    if not on_device:
+        return None, host
+
+    # The caller's own array when it already lives with the points, else a
+    # copy of the host values in the points' framework and device.
+    framework = framework_of(lengths)
+    if framework == like.framework and _device_of(lengths, framework, name) == (
+        like.device
+    ):
+        view = prepare(lengths, name, kind="int64", like=like)
+        array = view.array.reshape(batch)
+    else:
+        array = as_array(like, host, "int64")
+    return View(array, like.framework, "int64", like.device, like.stream), host

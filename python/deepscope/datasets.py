@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from deepscope._arrays import to_numpy
+from deepscope._arrays import check_count, check_seed, to_numpy
 
 __all__ = [
     "DEFAULT_MESH_SAMPLES",
@@ -111,13 +111,8 @@ def load_points(
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not a regular file")
     if n_points is not None:
-        if isinstance(n_points, bool) or not isinstance(n_points, int | np.integer):
-            raise ValueError(
-                f"n_points: expected a positive int or None, got {n_points!r}"
-            )
-        if n_points < 1:
-            raise ValueError(f"n_points: expected n_points >= 1, got {n_points}")
-        n_points = int(n_points)
+        n_points = check_count(n_points, "n_points")
+    seed = check_seed(seed)
 
     start = time.perf_counter()
     ext = path.suffix.lower()
@@ -241,11 +236,8 @@ def bunny(n_points: int | None = None, seed: int = 0) -> np.ndarray:
     mesh = _bunny_mesh()
     if n_points is None:
         return np.array(mesh.vertices, dtype=np.float64)
-    if isinstance(n_points, bool) or not isinstance(n_points, int | np.integer):
-        raise ValueError(f"n_points: expected a positive int or None, got {n_points!r}")
-    if n_points < 1:
-        raise ValueError(f"n_points: expected n_points >= 1, got {n_points}")
-    points, _ = _sample_mesh(mesh, int(n_points), seed, "bunny")
+    n_points = check_count(n_points, "n_points")
+    points, _ = _sample_mesh(mesh, n_points, check_seed(seed), "bunny")
     return points
 
 

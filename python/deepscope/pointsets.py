@@ -39,6 +39,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from deepscope._arrays import check_count, check_seed
+
 __all__ = [
     "DIGITS_CLASSES",
     "FASHION_MNIST_CLASSES",
@@ -124,9 +126,7 @@ def images_to_points(
     images = np.asarray(images)
     if images.ndim != 3:
         raise ValueError(f"images: expected (S, H, W), got shape {images.shape}")
-    if isinstance(n_points, bool) or int(n_points) != n_points or n_points < 1:
-        raise ValueError(f"n_points: expected an integer >= 1, got {n_points!r}")
-    n_points = int(n_points)
+    n_points = check_count(n_points, "n_points")
     if not np.issubdtype(images.dtype, np.number) or np.iscomplexobj(images):
         raise ValueError(f"images: expected real intensities, got {images.dtype}")
     if images.size and (not np.isfinite(images).all() or images.min() < 0):
@@ -146,7 +146,7 @@ def images_to_points(
     # Chunks bound the memory; consecutive draws from one stream equal one big draw.
     uniform_rng, jitter_rng = (
         np.random.Generator(np.random.PCG64(s))
-        for s in np.random.SeedSequence(seed).spawn(2)
+        for s in np.random.SeedSequence(check_seed(seed)).spawn(2)
     )
     out = np.empty((S, n_points, 3), np.float32)
     for start in range(0, S, _CHUNK):
@@ -414,6 +414,4 @@ def _read_idx(path: Path) -> np.ndarray:
 def _check_limit(limit: int | None, available: int) -> int:
     if limit is None:
         return available
-    if isinstance(limit, bool) or int(limit) != limit or limit < 0:
-        raise ValueError(f"limit: expected an integer >= 0 or None, got {limit!r}")
-    return min(int(limit), available)
+    return min(check_count(limit, "limit", 0), available)

@@ -37,6 +37,7 @@ if not hasattr(torch.library, "custom_op"):
 
 from deepscope import importance as _importance
 from deepscope import pointcloud as _pointcloud
+from deepscope._arrays import INT64_MAX, SEED_MAX, check_seed
 from deepscope.importance import ImportanceStats
 from deepscope.pointcloud import FPSResult, KNNResult, PartialResult
 
@@ -81,6 +82,17 @@ def _batch_dims(x: Tensor, name: str, channels_first: bool = False):
 
 def _shape(B, *rest) -> tuple:
     return tuple(rest) if B is None else (B, *rest)
+
+
+def _to_op_seed(seed: object) -> int:
+    """A validated seed in [0, 2**64) as the signed 64-bit int an op schema holds."""
+    value = check_seed(seed)
+    return value - 2**64 if value > INT64_MAX else value
+
+
+def _from_op_seed(seed: int) -> int:
+    """The unsigned seed back from :func:`_to_op_seed`."""
+    return seed & SEED_MAX
 
 
 def _fresh(outputs, *inputs: Tensor | None) -> tuple[Tensor, ...]:
@@ -373,7 +385,7 @@ def _curves_op(
         length,
         k=k,
         allow_revisits=allow_revisits,
-        seed=seed,
+        seed=_from_op_seed(seed),
         lengths=lengths,
         channels_first=channels_first,
     )
@@ -404,7 +416,14 @@ def random_walk_curves(
     """
     return PartialResult(
         *torch.ops.deepscope.random_walk_curves(
-            points, anchors, length, k, allow_revisits, seed, lengths, channels_first
+            points,
+            anchors,
+            length,
+            k,
+            allow_revisits,
+            _to_op_seed(seed),
+            lengths,
+            channels_first,
         )
     )
 
@@ -422,7 +441,7 @@ def _subsets_op(
         points,
         size,
         n_subsets,
-        seed=seed,
+        seed=_from_op_seed(seed),
         lengths=lengths,
         channels_first=channels_first,
     )
@@ -451,7 +470,7 @@ def random_subsets(
     """
     return PartialResult(
         *torch.ops.deepscope.random_subsets(
-            points, size, n_subsets, seed, lengths, channels_first
+            points, size, n_subsets, _to_op_seed(seed), lengths, channels_first
         )
     )
 

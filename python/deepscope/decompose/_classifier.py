@@ -8,6 +8,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from deepscope._arrays import check_count, check_seed
+
 __all__ = ["SmallCNN", "accuracy", "train_classifier"]
 
 
@@ -89,6 +91,8 @@ def train_classifier(
             f"{tuple(images.shape)} and {tuple(labels.shape)}"
         )
     n_cls = int(num_classes or int(labels.max()) + 1)
+    seed = check_seed(seed)
+    batch_size = check_count(batch_size, "batch_size")
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = SmallCNN(images.shape[1], n_cls, width)

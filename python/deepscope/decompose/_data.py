@@ -15,6 +15,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from deepscope._arrays import check_count, check_seed
+
 __all__ = ["IMAGE_MEAN", "IMAGE_STD", "ImageSet", "load_digits", "load_fashion_mnist"]
 
 #: Per-channel mean used to normalise every image set here.
@@ -38,9 +40,9 @@ class ImageSet(NamedTuple):
 
 
 def _subset(images: np.ndarray, labels: np.ndarray, limit: int | None, seed: int):
+    seed = check_seed(seed)
     if limit is not None:
-        if isinstance(limit, bool) or int(limit) != limit or limit < 1:
-            raise ValueError(f"limit: expected a positive int or None, got {limit!r}")
+        limit = check_count(limit, "limit")
         if limit < len(labels):
             order = np.random.default_rng(seed).permutation(len(labels))[: int(limit)]
             images, labels = images[order], labels[order]

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from deepscope._arrays import check_seed
 from deepscope.decompose._classifier import SmallCNN, accuracy, train_classifier
 from deepscope.decompose._data import load_digits, load_fashion_mnist
 from deepscope.decompose._dxai import DXAI, DXAIConfig
@@ -76,6 +77,7 @@ def train_bundle(
             fewer for digits).
         seed: seed of everything.
     """
+    seed = check_seed(seed)  # one seed for every stage
     tr = _load_split(dataset, "train", classifier_images, seed)
     te = _load_split(dataset, "test", 2000, seed)
     t0 = time.perf_counter()

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from deepscope._arrays import check_seed
 from deepscope.decompose._explanation import Explanation
 from deepscope.decompose._networks import (
     BranchedGenerator,
@@ -133,7 +134,7 @@ class DXAI:
         self.in_channels = int(in_channels)
         self.image_size = (int(image_size[0]), int(image_size[1]))
         with torch.random.fork_rng():
-            torch.manual_seed(seed)
+            torch.manual_seed(check_seed(seed))
             self.generator = BranchedGenerator(
                 in_channels, cfg.num_branches, cfg.width, cfg.levels, cfg.style_dim
             )
@@ -320,7 +321,7 @@ class DXAI:
         history: list[dict[str, float]] = []
         try:
             with torch.random.fork_rng():
-                torch.manual_seed(seed)
+                torch.manual_seed(check_seed(seed))
                 for step in range(iterations):
                     idx = torch.randint(len(images), (batch_size,))
                     x, y = images[idx].to(self.device), labels[idx].to(self.device)

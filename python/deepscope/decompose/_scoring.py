@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepscope._arrays import check_count, check_seed
+
 __all__ = [
     "DELETION_BETAS",
     "GLOBAL_BETAS",
@@ -185,6 +187,9 @@ def attribution_methods(
     ``gradcam_layer`` (bilinearly upsampled to the input and repeated over
     channels; skipped when None), and ``random`` (seeded uniform noise).
     """
+    seed = check_seed(seed)
+    ig_steps = check_count(ig_steps, "ig_steps")
+    shap_samples = check_count(shap_samples, "shap_samples")
     from captum.attr import (
         GradientShap,
         IntegratedGradients,

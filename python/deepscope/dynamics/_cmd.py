@@ -66,10 +66,10 @@ def balanced_sample(
     if (sizes < 0).any():
         raise ValueError(f"layer_sizes: expected sizes >= 0, got {sizes.tolist()}")
     N = int(sizes.sum())
-    K = min(int(n_samples), N)
+    K = min(_arrays.check_count(n_samples, "n_samples"), N)
     if K < 1:
-        raise ValueError(f"n_samples: expected >= 1, got {n_samples}")
-    rng = np.random.default_rng(seed)
+        raise ValueError(f"n_samples: expected >= 1 parameters to sample, got N = {N}")
+    rng = np.random.default_rng(_arrays.check_seed(seed))
     L = len(sizes)
     if K >= N:
         return np.arange(N, dtype=np.int64)
@@ -234,10 +234,8 @@ class CMD:
         clustering: str = "linkage",
         seed: int = 0,
     ) -> None:
-        if int(n_modes) < 1:
-            raise ValueError(f"n_modes: expected >= 1, got {n_modes}")
-        if int(n_samples) < 1:
-            raise ValueError(f"n_samples: expected >= 1, got {n_samples}")
+        _arrays.check_count(n_modes, "n_modes")
+        _arrays.check_count(n_samples, "n_samples")
         if clustering not in ("linkage", "kmedoids"):
             raise ValueError(
                 f"clustering: expected 'linkage' or 'kmedoids', got {clustering!r}"
@@ -245,7 +243,7 @@ class CMD:
         self.n_modes = int(n_modes)
         self.n_samples = int(n_samples)
         self.clustering = clustering
-        self.seed = int(seed)
+        self.seed = _arrays.check_seed(seed)
 
     # ------------------------------------------------------------------ fit
 

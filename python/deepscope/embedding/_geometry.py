@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from deepscope._arrays import check_seed
 from deepscope.embedding._conformity import (
     ConformityEstimate,
     _conformity64,
@@ -204,7 +205,7 @@ def separability_probe(
     order = np.argsort(-score, kind="stable")
 
     # Seeded stratified split.
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     x = np.concatenate([a, b])
     y = np.concatenate([np.ones(len(a)), -np.ones(len(b))])
     test = np.zeros(len(x), bool)

@@ -15,6 +15,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from deepscope._arrays import check_count, check_seed
+
 __all__ = ["DoubleEllipsoid", "double_ellipsoid"]
 
 
@@ -64,6 +66,7 @@ def double_ellipsoid(
         DoubleEllipsoid with float32 clouds.
     """
     n_text = n_image if n_text is None else n_text
+    n_image, n_text = check_count(n_image, "n_image"), check_count(n_text, "n_text")
     if n_image < 1 or n_text < 1:
         raise ValueError(
             f"n_image, n_text: expected >= 1 rows each, got {n_image}, {n_text}"
@@ -72,7 +75,7 @@ def double_ellipsoid(
         raise ValueError(
             f"dim: expected dim > gap_dims >= 1, got dim={dim}, gap_dims={gap_dims}"
         )
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
 
     # Shared long-tailed spectrum; each modality gets its own tilt.
     scales = np.arange(1, dim + 1, dtype=np.float64) ** (-float(decay))

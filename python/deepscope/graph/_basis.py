@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from deepscope._arrays import to_numpy
+from deepscope._arrays import check_count, check_seed, to_numpy
 
 __all__ = [
     "BASiS",
@@ -87,10 +87,8 @@ def select_anchors(
     n = Xn.shape[0]
     if method not in ANCHOR_METHODS:
         raise ValueError(f"method: expected one of {ANCHOR_METHODS}, got {method!r}")
-    if isinstance(n_anchors, bool) or not 1 <= int(n_anchors) <= n:
-        raise ValueError(f"n_anchors: expected 1 <= n_anchors <= {n}, got {n_anchors}")
-    n_anchors = int(n_anchors)
-    rng = np.random.default_rng(seed)
+    n_anchors = check_count(n_anchors, "n_anchors", 1, n)
+    rng = np.random.default_rng(check_seed(seed))
     if method == "random":
         return np.sort(rng.choice(n, n_anchors, replace=False)).astype(np.int64)
     if method == "fps":
@@ -271,8 +269,7 @@ class _SpectralNetwork:
             ("batch_size", batch_size, 2),
             ("n_iterations", n_iterations, 0),
         ):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-                raise ValueError(f"{name}: expected an int >= {lo}, got {v!r}")
+            check_count(v, name, lo)
         if not lr > 0:
             raise ValueError(f"lr: expected > 0, got {lr}")
         self.n_components = int(n_components)
@@ -283,7 +280,7 @@ class _SpectralNetwork:
         self.lr = float(lr)
         self.n_iterations = int(n_iterations)
         self.device = device
-        self.seed = int(seed)
+        self.seed = check_seed(seed)
         self.model_: Any = None
         self.loss_history_: list[float] = []
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from deepscope._arrays import check_count, check_seed
+
 __all__ = ["DATASETS", "load_dataset"]
 
 DATASETS = ("digits", "mnist5k", "fashion-mnist")
@@ -25,8 +27,11 @@ def load_dataset(
 
     Raises:
         ImportError / FileNotFoundError: the data is not installed.
-        ValueError: unknown name.
+        ValueError: unknown name, ``n < 1`` or a bad seed.
     """
+    seed = check_seed(seed)
+    if n is not None:
+        n = check_count(n, "n")
     if name == "digits":
         from sklearn.datasets import load_digits
 

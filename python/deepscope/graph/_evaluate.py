@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from deepscope._arrays import check_count, check_seed
 from deepscope.graph._knn_graph import knn_graph
 from deepscope.graph._spectral import spectral_clustering
 from deepscope.graph._ssl import (
@@ -52,7 +53,8 @@ class SSLEvaluation(NamedTuple):
 
 def draw_labels(y: np.ndarray, per_class: int, seed: int) -> np.ndarray:
     """Class-stratified random label draw: ``y`` where drawn, -1 elsewhere."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
+    per_class = check_count(per_class, "per_class")
     out = np.full(len(y), -1, dtype=np.int64)
     for c in np.unique(y):
         members = np.flatnonzero(y == c)

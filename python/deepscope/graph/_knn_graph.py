@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from deepscope._arrays import View, check_finite, prepare, to_numpy
+from deepscope._arrays import View, check_count, check_finite, prepare, to_numpy
 from deepscope.pointcloud import KNNResult, knn
 
 __all__ = ["KNNGraph", "feature_knn", "knn_graph"]
@@ -84,15 +84,7 @@ def _torch_of(view: View) -> Any:
 
 
 def _check_k(k: Any, available: int, name: str = "k") -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise ValueError(f"{name}: expected an int, got {type(k).__name__}")
-    k = int(k)
-    if not 1 <= k <= available:
-        raise ValueError(
-            f"{name}: expected 1 <= {name} <= {available} (points available as "
-            f"neighbours), got {k}"
-        )
-    return k
+    return check_count(k, name, 1, available, what="points available as neighbours")
 
 
 def feature_knn(
@@ -177,8 +169,7 @@ def _search(
             f"query/reference: expected non-empty arrays, got {m} and {n} rows"
         )
     k = _check_k(k, n - 1 if exclude_self else n)
-    if isinstance(block_size, bool) or int(block_size) < 1:
-        raise ValueError(f"block_size: expected >= 1, got {block_size}")
+    block_size = check_count(block_size, "block_size")
 
     if dim <= KD_TREE_MAX_DIM:
         idx, d2 = _kd_tree_search(q, r, k, exclude_self, self_search)

@@ -9,6 +9,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from deepscope._arrays import check_count, check_seed
+
 __all__ = ["EigenResult", "smallest_eigenvectors", "spectral_clustering"]
 
 # Up to this many points the dense symmetric solver is used.
@@ -75,12 +77,9 @@ def smallest_eigenvectors(
     import scipy.sparse as sp
 
     n = L.shape[0]
-    if isinstance(n_components, bool) or not 1 <= int(n_components) < n:
-        raise ValueError(
-            f"n_components: expected 1 <= n_components < {n} (points), "
-            f"got {n_components}"
-        )
-    k = int(n_components)
+    k = check_count(n_components, "n_components", 1, n - 1, what="points - 1")
+    seed = check_seed(seed)
+    maxiter = check_count(maxiter, "maxiter")
     if method not in ("auto", "dense", "lobpcg"):
         raise ValueError(
             f"method: expected 'auto', 'dense' or 'lobpcg', got {method!r}"
@@ -139,7 +138,8 @@ def spectral_clustering(
     Args:
         W: (N, N) non-negative affinity (see :func:`laplacian`).
         n_clusters: number of clusters, ``1 <= n_clusters < N``.
-        random_state: seed for the eigensolver start and k-means.
+        random_state: seed for the eigensolver start and k-means, an integer
+            in [0, 2**32 - 1] (scikit-learn's range) or a numpy Generator.
         n_init: k-means restarts.
 
     Returns:
@@ -149,6 +149,8 @@ def spectral_clustering(
 
     from deepscope.graph._laplacian import laplacian
 
+    random_state = check_seed(random_state, "random_state", bits=32)
+    n_init = check_count(n_init, "n_init")
     L, degrees = laplacian(W, "symmetric")
     if not hasattr(L, "tocsr"):
         L = _scipy_of(L)

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from deepscope._arrays import to_numpy
+from deepscope._arrays import check_count, check_seed, to_numpy
 
 __all__ = [
     "ClusterScores",
@@ -114,7 +114,8 @@ def cluster_scores(
         embedding: (N, K) float embedding.
         labels: (N,) ground-truth labels.
         n_clusters: k-means clusters; default the number of distinct labels.
-        seed: k-means seed.
+        seed: k-means seed, an integer in [0, 2**32 - 1] (scikit-learn's
+            range) or a numpy Generator.
         n_init: k-means restarts.
 
     Returns:
@@ -129,10 +130,9 @@ def cluster_scores(
     y = _labels(labels, "labels", E.shape[0])
     if n_clusters is None:
         n_clusters = int(np.unique(y).size)
-    if not 1 <= n_clusters <= E.shape[0]:
-        raise ValueError(
-            f"n_clusters: expected 1 <= n_clusters <= {E.shape[0]}, got {n_clusters}"
-        )
+    n_clusters = check_count(n_clusters, "n_clusters", 1, E.shape[0], what="points")
+    n_init = check_count(n_init, "n_init")
+    seed = check_seed(seed, bits=32)
     km = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed)
     assign = km.fit_predict(E).astype(np.int64)
     return ClusterScores(
@@ -212,7 +212,8 @@ def linear_probe_accuracy(
         embedding: (N, K) float embedding (frozen).
         labels: (N,) class labels.
         test_fraction: share of points held out for scoring, in (0, 1).
-        seed: split seed.
+        seed: split seed, an integer in [0, 2**32 - 1] (scikit-learn's
+            range) or a numpy Generator.
         max_iter: L-BFGS iterations of the probe.
 
     Returns:
@@ -225,6 +226,8 @@ def linear_probe_accuracy(
     y = _labels(labels, "labels", E.shape[0])
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction: expected in (0, 1), got {test_fraction}")
+    seed = check_seed(seed, bits=32)
+    max_iter = check_count(max_iter, "max_iter")
     Etr, Ete, ytr, yte = train_test_split(
         E, y, test_size=test_fraction, random_state=seed, stratify=y
     )

@@ -17,6 +17,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from deepscope._arrays import check_count, check_seed
+
 Array = Any
 
 __all__ = [
@@ -206,8 +208,8 @@ def removal_curves(
 
     if mode not in ("replace", "drop"):
         raise ValueError(f"mode: expected 'replace' or 'drop', got {mode!r}")
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size: expected >= 1, got {batch_size}")
+    batch_size = check_count(batch_size, "batch_size")
+    seed = check_seed(seed)
     pts = np.asarray(to_numpy(points), dtype=np.float64)
     if pts.ndim != 3 or pts.shape[-1] != 3 or pts.shape[0] == 0 or pts.shape[1] == 0:
         raise ValueError(

@@ -160,28 +160,7 @@ def _prepare_features(features: Any, channels_last: bool) -> _Features:
 
 def _prepare_lengths(lengths: Any, like: View, B: int, N: int, batched: bool):
     """(view or None, host int64 (B,)) of the valid points per cloud."""
-    if lengths is None:
-        return None, np.full(B, N, dtype=np.int64)
-    if _arrays.framework_of(lengths) == "other":
-        host = np.asarray(lengths)
-        if host.dtype.kind not in "iu":
-            raise ValueError(f"lengths: expected integers, got {lengths!r}")
-        lengths = _arrays.as_array(like, host, "int64")
-    view = _arrays.prepare(lengths, "lengths", kind="int64", ndim=(0, 1), like=like)
-    if view.shape != (B,):
-        if view.shape == () and B == 1 and not batched:
-            view = replace(view, array=view.array.reshape(1))
-        else:
-            raise ValueError(
-                f"lengths: expected shape ({B},) (one per cloud), got {view.shape}"
-            )
-    host = np.asarray(_arrays.to_numpy(view.array), dtype=np.int64).reshape(-1)
-    if host.size and (host.min() < 0 or host.max() > N):
-        raise ValueError(
-            f"lengths: expected 0 <= lengths <= {N} (points per cloud), got "
-            f"values in [{host.min()}, {host.max()}]"
-        )
-    return view, host
+    return _arrays.prepare_lengths(lengths, like, B, N, batched=batched)
 
 
 def _raise_status(status: Array, name: str) -> None:
@@ -552,32 +531,20 @@ def _sort_key(view: View, valid: Array, name: str) -> Array:
     return xp.where(valid, key, last)
 
 
-def _parse_k(k: Any, B: int, len_host: np.ndarray, batched: bool) -> np.ndarray:
-    """Host int64 (B,) counts of points to select, validated."""
-    if isinstance(k, (bool, np.bool_)):
-        raise ValueError(f"k: expected an integer or (B,) integers, got {k!r}")
-    if isinstance(k, (int, np.integer)):
-        k_host = np.full(B, int(k), dtype=np.int64)
-        low = 1
-    else:
-        host = np.asarray(_arrays.to_numpy(k))
-        if host.dtype.kind not in "iu":
-            raise ValueError(f"k: expected integers, got dtype {host.dtype}")
-        k_host = host.astype(np.int64).reshape(-1)
-        if k_host.shape != (B,):
-            raise ValueError(
-                f"k: expected an integer or shape ({B},), got {tuple(host.shape)}"
-            )
-        low = 0
-    if k_host.size:
-        bad = (k_host < low) | (k_host > len_host)
-        if bad.any():
-            b = int(np.flatnonzero(bad)[0])
-            raise ValueError(
-                f"k: expected {low} <= k <= {int(len_host[b])} (valid points of "
-                f"cloud {b}), got {int(k_host[b])}"
-            )
-    return k_host
+def _parse_k(k: Any, B: int, len_host: np.ndarray) -> np.ndarray:
+    """Host int64 (B,) counts of points to select, validated.
+
+    An int must be >= 1 (and at most every cloud's valid points); a (B,)
+    array may hold 0 for a cloud.
+    """
+    low = (
+        1
+        if _arrays.framework_of(k) == "other" and not isinstance(k, (list, tuple))
+        else 0
+    )
+    return _arrays.per_cloud_counts(
+        k, "k", B, low, len_host, what="valid points of cloud"
+    )
 
 
 def least_important(
@@ -610,8 +577,10 @@ def least_important(
     batched = len(view.shape) == 2
     B, N = view.shape if batched else (1, view.shape[0])
     imp = replace(view, array=view.array.reshape(B, N))
-    _, len_host = _prepare_lengths(lengths, view, B, N, batched)
-    k_host = _parse_k(k, B, len_host, batched)
+    _, len_host = _arrays.prepare_lengths(
+        lengths, view, B, N, batched=batched, on_device=False
+    )
+    k_host = _parse_k(k, B, len_host)
     fw = view.framework
     argsort, take = _ops(fw)
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from deepscope._arrays import check_count
 from deepscope.models._base import PointClassifier
 
 __all__ = ["DGCNN", "KNN_MODES", "dense_knn"]
@@ -152,8 +153,7 @@ class DGCNN(PointClassifier):
     ):
         if knn not in KNN_MODES:
             raise ValueError(f"knn: expected one of {KNN_MODES}, got {knn!r}")
-        if isinstance(k, bool) or int(k) != k or k < 1:
-            raise ValueError(f"k: expected an integer >= 1, got {k!r}")
+        k = check_count(k, "k")
         super().__init__(
             {
                 "num_classes": int(num_classes),

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepscope._arrays import check_count, check_seed
+
 __all__ = ["augment_points", "evaluate", "predict", "train_classifier"]
 
 logger = logging.getLogger(__name__)
@@ -96,9 +98,9 @@ def train_classifier(
     """
     if optimizer not in ("adam", "sgd"):
         raise ValueError(f"optimizer: expected 'adam' or 'sgd', got {optimizer!r}")
-    if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 0:
-        raise ValueError(f"epochs: expected an integer >= 0, got {epochs!r}")
-    if batch_size < 2:
+    epochs = check_count(epochs, "epochs", 0)
+    seed = check_seed(seed)
+    if check_count(batch_size, "batch_size") < 2:
         raise ValueError(f"batch_size: expected >= 2 (BatchNorm), got {batch_size}")
     points, labels = _as_tensors(train_set, "train_set")
     test = _as_tensors(test_set, "test_set") if test_set is not None else None

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import _arrays
-from .._arrays import ArgumentTypeError, View
+from .._arrays import View
 
 __all__ = ["FPSResult", "farthest_point_sample"]
 
@@ -76,8 +76,9 @@ def farthest_point_sample(
             batches). Default: every cloud has ``N`` points.
         start_index: optional int or ``(B,)`` integers, the first sample of
             each cloud, in ``[0, lengths[b])`` (ignored for empty clouds).
-        seed: optional seed (anything ``numpy.random.default_rng`` accepts)
-            for random starts: ``starts = default_rng(seed).integers(0,
+        seed: optional seed for random starts: an integer in
+            ``[0, 2**64 - 1]`` or a ``numpy.random.Generator`` (reduced to one
+            64-bit draw from it); ``starts = default_rng(seed).integers(0,
             maximum(lengths, 1))``, one draw per cloud in batch order (an
             unbatched cloud counts as a batch of one). Cannot be combined
             with ``start_index``. With neither, every cloud starts at 0.
@@ -109,23 +110,10 @@ def farthest_point_sample(
     _arrays.check_coordinates(view, "points")
 
     # Per-cloud lengths, sample counts and starts, validated on the host.
-    if lengths is None:
-        n_points = np.full(B, N, dtype=np.int64)
-    else:
-        n_points = _per_cloud(lengths, "lengths", B)
-        bad = (n_points < 0) | (n_points > N)
-        if bad.any():
-            b = int(np.flatnonzero(bad)[0])
-            raise ValueError(
-                f"lengths: expected 0 <= lengths[b] <= {N} (points per cloud), "
-                f"got {int(n_points[b])} at b={b}"
-            )
-    requested = _per_cloud(n_samples, "n_samples", B)
-    if (requested < 0).any():
-        raise ValueError(
-            f"n_samples: expected a non-negative count, got {int(requested.min())}"
-        )
-    K = int(requested.max()) if B > 0 else _scalar_or_zero(n_samples)
+    _, n_points = _arrays.prepare_lengths(
+        lengths, view, B, N, batched=not unbatched, on_device=False
+    )
+    requested = _arrays.per_cloud_counts(n_samples, "n_samples", B)
     too_many = requested > n_points
     if too_many.any() and not _arrays.flag(allow_fewer, "allow_fewer"):
         b = int(np.flatnonzero(too_many)[0])
@@ -135,7 +123,33 @@ def farthest_point_sample(
             "clamp"
         )
     counts_wanted = np.minimum(requested, n_points)
+    K = int(requested.max()) if B > 0 else _scalar_or_zero(n_samples)
     starts = _starts(start_index, seed, n_points, B)
+    return _sample_unchecked(view, n_points, counts_wanted, starts, K, unbatched)
+
+
+def _sample_unchecked(
+    view: View,
+    n_points: np.ndarray,
+    counts_wanted: np.ndarray,
+    starts: np.ndarray,
+    K: int,
+    unbatched: bool = False,
+) -> FPSResult:
+    """The FPS kernel on validated inputs (the composed samplers call this).
+
+    Args:
+        view: ``(B, N, D)`` (or ``(N, D)`` when ``unbatched``) points whose
+            coordinates were checked by the caller.
+        n_points: ``(B,)`` host lengths in ``[0, N]``.
+        counts_wanted: ``(B,)`` host sample counts, ``<= n_points``.
+        starts: ``(B,)`` host start indices in ``[0, n_points)`` (0 for an
+            empty cloud).
+        K: output width, ``>= counts_wanted.max()``.
+        unbatched: drop the batch axis of the outputs.
+    """
+    B = len(n_points)
+    N, D = view.shape[-2:]
 
     # Outputs in the caller's framework, on the caller's device.
     indices = _arrays.empty(view, (B, K), "int64")
@@ -175,28 +189,6 @@ def farthest_point_sample(
     return FPSResult(indices, distances, counts)
 
 
-def _per_cloud(value: Any, name: str, B: int) -> np.ndarray:
-    """An int or ``(B,)`` integer array as a host ``(B,)`` int64 array."""
-    if isinstance(value, bool) or isinstance(value, np.bool_):
-        raise ArgumentTypeError(f"{name}: expected an integer, got bool")
-    if isinstance(value, numbers.Integral):
-        return np.full(B, int(value), dtype=np.int64)
-    if isinstance(value, numbers.Real):
-        raise ArgumentTypeError(
-            f"{name}: expected an integer, got {type(value).__name__}"
-        )
-    view: View = _arrays.prepare(value, name, kind="int64", ndim=(0, 1))
-    host = np.asarray(_arrays.to_numpy(view.array), dtype=np.int64)
-    if host.ndim == 0:
-        return np.full(B, int(host), dtype=np.int64)
-    if host.shape != (B,):
-        raise ValueError(
-            f"{name}: expected an integer or shape ({B},) (one per cloud), "
-            f"got shape {host.shape}"
-        )
-    return host
-
-
 def _scalar_or_zero(n_samples: Any) -> int:
     """Output width for an empty batch: the int given, else 0."""
     if isinstance(n_samples, numbers.Integral):
@@ -211,8 +203,8 @@ def _starts(start_index: Any, seed: Any, n_points: np.ndarray, B: int) -> np.nda
             "start_index: pass either start_index or seed (random starts), not both"
         )
     if start_index is not None:
-        starts = _per_cloud(start_index, "start_index", B)
-        bad = (starts < 0) | ((n_points > 0) & (starts >= n_points))
+        starts = _arrays.per_cloud_counts(start_index, "start_index", B)
+        bad = (n_points > 0) & (starts >= n_points)
         if bad.any():
             b = int(np.flatnonzero(bad)[0])
             raise ValueError(
@@ -220,13 +212,8 @@ def _starts(start_index: Any, seed: Any, n_points: np.ndarray, B: int) -> np.nda
                 f"(points in cloud {b}), got {int(starts[b])}"
             )
         return np.where(n_points > 0, starts, 0).astype(np.int64)
+    seed = _arrays.check_seed(seed, allow_none=True)
     if seed is not None:
-        try:
-            rng = np.random.default_rng(seed)
-        except (TypeError, ValueError) as exc:
-            raise ArgumentTypeError(
-                f"seed: expected a non-negative int, a SeedSequence or a numpy "
-                f"Generator, got {seed!r} ({exc})"
-            ) from None
+        rng = np.random.default_rng(seed)
         return rng.integers(0, np.maximum(n_points, 1)).astype(np.int64)
     return np.zeros(B, dtype=np.int64)

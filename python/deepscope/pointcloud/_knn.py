@@ -95,7 +95,6 @@ def knn(
             lengths, NaN / inf coordinates, k outside [1, N], or
             ``exclude_self`` with an explicit reference.
     """
-    k = _check_count(k, "k")
     return KNNResult(
         *_search(
             query,
@@ -152,7 +151,7 @@ def ball_query(
         ValueError: naming the argument, as for :func:`knn`, and for a
             negative or non-finite radius or ``max_neighbors < 1``.
     """
-    max_neighbors = _check_count(max_neighbors, "max_neighbors")
+    max_neighbors = _arrays.check_count(max_neighbors, "max_neighbors", 1)
     if isinstance(radius, bool) or not isinstance(radius, (int, float, np.number)):
         raise ValueError(f"radius: expected a float, got {type(radius).__name__}")
     radius = float(radius)
@@ -174,49 +173,6 @@ def ball_query(
     )
 
 
-def _check_count(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name}: expected an int, got {type(value).__name__}")
-    value = int(value)
-    if value < 1:
-        raise ValueError(f"{name}: expected an int >= 1, got {value}")
-    return value
-
-
-def _lengths(
-    lengths: Any, name: str, like: View, batch: int, limit: int, batched: bool
-) -> tuple[View | None, np.ndarray]:
-    """Validates optional (B,) lengths; returns the view and host values."""
-    if lengths is None:
-        return None, np.full(batch, limit, dtype=np.int64)
-    if not batched:
-        raise ValueError(
-            f"{name}: only valid with batched (B, M, D) inputs, got an unbatched cloud"
-        )
-    # Host lengths (lists, NumPy) are moved to the inputs' framework/device;
-    # framework arrays must already match it.
-    host_input = _arrays.framework_of(lengths) in ("numpy", "other")
-    view = _arrays.prepare(
-        lengths, name, kind="int64", ndim=(1,), like=None if host_input else like
-    )
-    if view.shape != (batch,):
-        raise ValueError(
-            f"{name}: expected shape ({batch},) (one length per cloud), got "
-            f"{view.shape}"
-        )
-    host = np.asarray(_arrays.to_numpy(view.array), dtype=np.int64)
-    if host_input and like.framework != "numpy":
-        view = _arrays.prepare(
-            _arrays.as_array(like, host, "int64"), name, kind="int64", like=like
-        )
-    if host.size and (host.min() < 0 or host.max() > limit):
-        raise ValueError(
-            f"{name}: expected values in [0, {limit}], got min {host.min()} "
-            f"and max {host.max()}"
-        )
-    return view, host
-
-
 def _search(
     query: Any,
     reference: Any,
@@ -230,7 +186,6 @@ def _search(
     channels_first: bool,
     k_name: str | None,
 ) -> tuple[Any, Any, Any]:
-    from deepscope import _core
 
     # Layout and framework: both inputs as contiguous (B, *, D) views.
     if _arrays.flag(channels_first, "channels_first"):
@@ -273,22 +228,72 @@ def _search(
         raise ValueError("query: expected at least one coordinate (D >= 1), got 0")
     if Dr != D:
         raise ValueError(f"reference: expected D = {D} like query, got {Dr}")
-    if k_name is not None and k > N:
-        raise ValueError(
-            f"{k_name}: expected 1 <= {k_name} <= {N} (points per reference "
-            f"cloud), got {k}"
-        )
+    if k_name is not None:
+        k = _arrays.check_count(k, k_name, 1, N, what="points per reference cloud")
 
     # Lengths and finiteness of the valid points.
-    ql_view, ql = _lengths(query_lengths, "query_lengths", q, B, M, batched)
+    ql_view, ql = _arrays.prepare_lengths(
+        query_lengths, q, B, M, name="query_lengths", batched=batched
+    )
     if self_query:
         rl_view, rl = ql_view, ql
     else:
-        rl_view, rl = _lengths(reference_lengths, "reference_lengths", q, B, N, batched)
+        rl_view, rl = _arrays.prepare_lengths(
+            reference_lengths, q, B, N, name="reference_lengths", batched=batched
+        )
+    q = _reshaped(q, (B, M, D))
+    r = _reshaped(r, (B, N, D))
     if B * M * D:
-        _arrays.check_coordinates(_reshaped(q, (B, M, D)), "query", ql)
+        _arrays.check_coordinates(q, "query", ql)
     if not self_query and B * N * D:
-        _arrays.check_coordinates(_reshaped(r, (B, N, D)), "reference", rl)
+        _arrays.check_coordinates(r, "reference", rl)
+
+    indices, distances, counts = _search_unchecked(
+        q,
+        r,
+        ql_view,
+        rl_view,
+        k=k,
+        max_d2=max_d2,
+        self_query=self_query,
+        exclude_self=_arrays.flag(exclude_self, "exclude_self"),
+        squared=_arrays.flag(squared, "squared"),
+    )
+    if not batched:
+        indices, distances, counts = indices[0], distances[0], counts[0]
+    return indices, distances, counts
+
+
+def _search_unchecked(
+    q: View,
+    r: View,
+    ql_view: View | None,
+    rl_view: View | None,
+    *,
+    k: int,
+    max_d2: float,
+    self_query: bool = False,
+    exclude_self: bool = False,
+    squared: bool = True,
+) -> tuple[Any, Any, Any]:
+    """The search kernel on validated inputs (the composed samplers call this).
+
+    Args:
+        q: (B, M, D) query view whose valid points the caller checked.
+        r: (B, N, D) reference view (``q`` itself for a self-query), same
+            framework, device and dtype.
+        ql_view, rl_view: (B,) int64 lengths in [0, M] / [0, N] on the
+            device of ``q``, or None.
+        k: output width, ``1 <= k``; for a kNN search ``k <= N``.
+        max_d2: squared radius (inf for kNN).
+
+    Returns:
+        (B, M, k) indices, (B, M, k) distances and (B, M) counts.
+    """
+    from deepscope import _core
+
+    B, M, D = q.shape
+    N = r.shape[1]
 
     # Outputs in the caller's framework and device, then the kernel.
     indices = _arrays.empty(q, (B, M, k), "int64")
@@ -307,8 +312,8 @@ def _search(
             k,
             max_d2,
             self_query,
-            _arrays.flag(exclude_self, "exclude_self"),
-            _arrays.flag(squared, "squared"),
+            exclude_self,
+            squared,
             _arrays.data_ptr(indices),
             _arrays.data_ptr(distances),
             _arrays.data_ptr(counts),
@@ -316,8 +321,6 @@ def _search(
             q.device,
             q.stream,
         )
-    if not batched:
-        indices, distances, counts = indices[0], distances[0], counts[0]
     return indices, distances, counts
 
 

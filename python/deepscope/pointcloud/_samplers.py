@@ -18,7 +18,7 @@ deliberate difference.
 
 from __future__ import annotations
 
-import operator
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -28,12 +28,15 @@ from deepscope._arrays import (
     View,
     as_array,
     check_coordinates,
+    check_count,
+    check_seed,
     data_ptr,
     empty,
     flag,
     framework_of,
     full,
     prepare,
+    prepare_lengths,
     swap_last_axes,
     to_numpy,
 )
@@ -90,34 +93,6 @@ class PartialResult(NamedTuple):
 # Argument checks shared by the public functions.
 
 
-def _int_arg(value: Any, name: str, *, low: int = 1, high: int | None = None) -> int:
-    """An integer argument in [low, high], else a ValueError naming it."""
-    if isinstance(value, bool):
-        raise ValueError(f"{name}: expected an integer, got bool")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise ValueError(
-            f"{name}: expected an integer, got {type(value).__name__}"
-        ) from None
-    if value < low or (high is not None and value > high):
-        upper = "" if high is None else f" <= {high}"
-        raise ValueError(f"{name}: expected {low} <= {name}{upper}, got {value}")
-    return value
-
-
-def _seed_arg(seed: Any) -> int:
-    """Any Python or NumPy integer, reduced modulo 2**64."""
-    if isinstance(seed, bool):
-        raise ValueError("seed: expected an integer, got bool")
-    try:
-        return operator.index(seed) & (2**64 - 1)
-    except TypeError:
-        raise ValueError(
-            f"seed: expected an integer, got {type(seed).__name__}"
-        ) from None
-
-
 class _Cloud(NamedTuple):
     """Validated points (batched view) plus lengths on host and device."""
 
@@ -136,6 +111,7 @@ class _Cloud(NamedTuple):
 
 
 def _prepare_cloud(points: Any, lengths: Any, channels_first: bool) -> _Cloud:
+    """Validates the points (once per public call) and their lengths."""
     if flag(channels_first, "channels_first"):
         points = swap_last_axes(points, "points")
     view = prepare(points, "points", kind="float", ndim=(2, 3))
@@ -150,32 +126,14 @@ def _prepare_cloud(points: Any, lengths: Any, channels_first: bool) -> _Cloud:
             f"points: expected at least one coordinate, got shape {view.shape}"
         )
     check_coordinates(view, "points")
-    host = _lengths_arg(lengths, B, N)
-    return _Cloud(view, batched, host, as_array(view, host, "int64"))
+    lengths_view, host = prepare_lengths(lengths, view, B, N, batched=batched)
+    if lengths_view is None:
+        return _Cloud(view, batched, host, as_array(view, host, "int64"))
+    return _Cloud(view, batched, host, lengths_view.array)
 
 
 def _unsqueeze(view: View) -> View:
     return View(view.array[None], view.framework, view.dtype, view.device, view.stream)
-
-
-def _lengths_arg(lengths: Any, B: int, N: int) -> np.ndarray:
-    """(B,) int64 host lengths, all in [0, N]; N each when ``lengths`` is None."""
-    if lengths is None:
-        return np.full(B, N, dtype=np.int64)
-    host = np.asarray(to_numpy(lengths))
-    if host.dtype == bool or not np.issubdtype(host.dtype, np.integer):
-        raise ValueError(f"lengths: expected an integer dtype, got {host.dtype}")
-    if host.shape != (B,):
-        raise ValueError(f"lengths: expected shape ({B},), got {host.shape}")
-    host = host.astype(np.int64)
-    bad = (host < 0) | (host > N)
-    if bad.any():
-        b = int(np.argmax(bad))
-        raise ValueError(
-            f"lengths: expected 0 <= lengths[b] <= {N} (points per cloud), got "
-            f"lengths[{b}] = {int(host[b])}"
-        )
-    return host
 
 
 def _anchors_arg(anchors: Any, cloud: _Cloud) -> View:
@@ -347,22 +305,42 @@ def knn_patches(
             outside [0, lengths[b]), or lengths outside [0, N].
     """
     cloud = _prepare_cloud(points, lengths, channels_first)
-    patch_size = _int_arg(patch_size, "patch_size")
+    patch_size = check_count(patch_size, "patch_size")
+    return _knn_patches(cloud, anchors, patch_size)
+
+
+def _knn_patches(cloud: _Cloud, anchors: Any, patch_size: int) -> PartialResult:
+    """:func:`knn_patches` on a validated cloud (no second coordinate check)."""
+    from deepscope.pointcloud._knn import _search_unchecked
+
     anchor_view = _anchors_arg(anchors, cloud)
     size = min(patch_size, cloud.N)
-    from deepscope.pointcloud._knn import knn
 
     # The anchors' coordinates are the queries; rows of missing anchors are
     # zeros and are discarded below.
-    queries = gather_points(cloud.view.array, anchor_view.array[..., None])
-    queries = queries[:, :, 0, :]
-    found = knn(queries, cloud.view.array, k=size, reference_lengths=cloud.lengths)
+    queries = _gather_rows(
+        cloud.view.array, anchor_view.array, cloud.view.framework, 0.0
+    )
+    queries = prepare(queries, "anchors", kind="float", like=cloud.view)
+    found, _, _ = _search_unchecked(
+        queries,
+        cloud.view,
+        None,
+        _lengths_view(cloud),
+        k=size,
+        max_d2=math.inf,
+    )
 
     # Anchor first, then the nearest points other than the anchor itself.
     out, counts = _assemble_patches(
-        found.indices, anchor_view.array, size, lengths=cloud.lengths
+        found, anchor_view.array, size, lengths=cloud.lengths
     )
     return _finish(cloud, out, counts, anchor_view.array)
+
+
+def _lengths_view(cloud: _Cloud) -> View:
+    view = cloud.view
+    return View(cloud.lengths, view.framework, "int64", view.device, view.stream)
 
 
 def random_walk_curves(
@@ -415,25 +393,43 @@ def random_walk_curves(
         ValueError: as :func:`knn_patches`, and for ``k`` out of range.
     """
     cloud = _prepare_cloud(points, lengths, channels_first)
-    length = _int_arg(length, "length")
-    seed = _seed_arg(seed)
+    length = check_count(length, "length")
+    seed = check_seed(seed)
+    return _curves(cloud, anchors, length, k, allow_revisits, seed)
+
+
+def _curves(
+    cloud: _Cloud,
+    anchors: Any,
+    length: int,
+    k: Any,
+    allow_revisits: bool,
+    seed: int,
+) -> PartialResult:
+    """:func:`random_walk_curves` on a validated cloud and seed."""
+    from deepscope.pointcloud._knn import _search_unchecked
+
     if cloud.N < 2:
         raise ValueError(
             f"k: a kNN graph needs clouds of at least 2 points, got N = {cloud.N}"
         )
-    k = _int_arg(k, "k", high=cloud.N - 1)
+    k = check_count(k, "k", 1, cloud.N - 1, what="other points per cloud")
     anchor_view = _anchors_arg(anchors, cloud)
-    from deepscope.pointcloud._knn import knn
 
     # kNN graph without self loops, then one walk per anchor.
-    graph = knn(
-        cloud.view.array,
+    lengths_view = _lengths_view(cloud)
+    graph, _, _ = _search_unchecked(
+        cloud.view,
+        cloud.view,
+        lengths_view,
+        lengths_view,
         k=k,
-        query_lengths=cloud.lengths,
+        max_d2=math.inf,
+        self_query=True,
         exclude_self=True,
     )
     out, counts = _random_walk(
-        graph.indices,
+        graph,
         anchor_view.array,
         min(length, cloud.N),
         lengths=cloud.lengths,
@@ -473,9 +469,14 @@ def random_subsets(
         counts, and anchors filled with -1.
     """
     cloud = _prepare_cloud(points, lengths, channels_first)
-    size = _int_arg(size, "size")
-    n_subsets = _int_arg(n_subsets, "n_subsets")
-    seed = _seed_arg(seed)
+    size = check_count(size, "size")
+    n_subsets = check_count(n_subsets, "n_subsets")
+    seed = check_seed(seed)
+    return _subsets(cloud, size, n_subsets, seed)
+
+
+def _subsets(cloud: _Cloud, size: int, n_subsets: int, seed: int) -> PartialResult:
+    """:func:`random_subsets` on a validated cloud and seed."""
     out, counts = _random_subset(
         cloud.lengths, cloud.N, n_subsets, min(size, cloud.N), seed
     )
@@ -536,47 +537,39 @@ def partial_clouds(
             f"method: expected one of {', '.join(repr(m) for m in METHODS)}, "
             f"got {method!r}"
         )
-    size = _int_arg(PAPER_DEFAULTS[method] if size is None else size, "size")
-    if flag(channels_first, "channels_first"):
-        points = swap_last_axes(points, "points")
+    size = check_count(PAPER_DEFAULTS[method] if size is None else size, "size")
+    seed = check_seed(seed)
+    # One validation of the points for the whole pipeline (FPS, kNN, kernel).
+    cloud = _prepare_cloud(points, lengths, channels_first)
 
     if method == "random":
         if anchors is None:
-            n_subsets = _int_arg(n_anchors, "n_anchors")
+            n_subsets = check_count(n_anchors, "n_anchors")
         else:
             shape = anchors.shape if hasattr(anchors, "shape") else np.shape(anchors)
             if len(shape) == 0:
                 raise ValueError("anchors: expected 1 or 2 dimensions, got 0")
-            n_subsets = _int_arg(shape[-1], "anchors.shape[-1]")
-        return random_subsets(points, size, n_subsets, seed=seed, lengths=lengths)
+            n_subsets = check_count(shape[-1], "anchors.shape[-1]")
+        return _subsets(cloud, size, n_subsets, seed)
 
     if anchors is None:
-        anchors = _fps_anchors(points, n_anchors, lengths)
+        anchors = _fps_anchors(cloud, check_count(n_anchors, "n_anchors"))
     if method == "patch":
-        return knn_patches(points, anchors, size, lengths=lengths)
-    return random_walk_curves(
-        points,
-        anchors,
-        size,
-        k=k,
-        allow_revisits=allow_revisits,
-        seed=seed,
-        lengths=lengths,
-    )
+        return _knn_patches(cloud, anchors, size)
+    return _curves(cloud, anchors, size, k, allow_revisits, seed)
 
 
-def _fps_anchors(points: Array, n_anchors: int, lengths: Any) -> Array:
+def _fps_anchors(cloud: _Cloud, n_anchors: int) -> Array:
     """EPiC's test-time anchors: FPS from index 0, -1 where points run out."""
-    n_anchors = _int_arg(n_anchors, "n_anchors")
-    cloud = _prepare_cloud(points, lengths, False)
-    from deepscope.pointcloud._fps import farthest_point_sample
+    from deepscope.pointcloud._fps import _sample_unchecked
 
-    result = farthest_point_sample(
-        cloud.view.array,
+    n_points = cloud.lengths_host
+    result = _sample_unchecked(
+        cloud.view,
+        n_points,
+        np.minimum(n_points, n_anchors),
+        np.zeros_like(n_points),
         n_anchors,
-        lengths=cloud.lengths,
-        start_index=0,
-        allow_fewer=True,
     )
     return result.indices if cloud.batched else result.indices[0]
 
@@ -641,22 +634,33 @@ def gather_points(points: Array, indices: Array, *, fill: float = 0.0) -> Array:
         ):
             raise ValueError(f"indices: expected an integer dtype, got {flat.dtype}")
         flat = flat.to(device=points.device, dtype=torch.int64)
-        _check_index_range(flat, N)
-        valid = (flat >= 0).unsqueeze(-1)
-        safe = flat.clamp(min=0).unsqueeze(-1).expand(B, flat.shape[1], D)
-        rows = torch.gather(points, 1, safe)
-        fill_value = torch.full((), fill, dtype=points.dtype, device=points.device)
-        out = torch.where(valid, rows, fill_value)
     else:
         xp = np if framework == "numpy" else _cupy()
         if flat.dtype == bool or not xp.issubdtype(flat.dtype, xp.integer):
             raise ValueError(f"indices: expected an integer dtype, got {flat.dtype}")
         flat = flat.astype(np.int64)
-        _check_index_range(flat, N)
-        rows = xp.take_along_axis(points, xp.clip(flat, 0, None)[..., None], axis=1)
-        out = xp.where((flat >= 0)[..., None], rows, xp.asarray(fill, points.dtype))
-    out = out.reshape(out_shape)
+    _check_index_range(flat, N)
+    out = _gather_rows(points, flat, framework, fill).reshape(out_shape)
     return out if batched else out[0]
+
+
+def _gather_rows(points: Any, flat: Any, framework: str, fill: float) -> Any:
+    """(B, S, D) rows of (B, N, D) ``points`` at (B, S) int64 ``flat`` indices.
+
+    The indices must already be in [-1, N); -1 gives a ``fill`` row.
+    """
+    B, _, D = (int(s) for s in points.shape)
+    if framework == "torch":
+        import torch
+
+        valid = (flat >= 0).unsqueeze(-1)
+        safe = flat.clamp(min=0).unsqueeze(-1).expand(B, flat.shape[1], D)
+        rows = torch.gather(points, 1, safe)
+        fill_value = torch.full((), fill, dtype=points.dtype, device=points.device)
+        return torch.where(valid, rows, fill_value)
+    xp = np if framework == "numpy" else _cupy()
+    rows = xp.take_along_axis(points, xp.clip(flat, 0, None)[..., None], axis=1)
+    return xp.where((flat >= 0)[..., None], rows, xp.asarray(fill, points.dtype))
 
 
 def _check_index_range(flat: Any, N: int) -> None:

@@ -29,6 +29,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from deepscope._arrays import check_count, check_seed
+
 __all__ = [
     "CORRUPTIONS",
     "LEVELS",
@@ -103,14 +105,8 @@ def _check_args(points: Any, kind: Any, level: Any, seed: Any) -> tuple[Any, boo
         raise ValueError(
             f"kind: expected one of {', '.join(CORRUPTIONS)}, got {kind!r}"
         )
-    if isinstance(level, bool) or not isinstance(level, (int, np.integer)):
-        raise ValueError(f"level: expected an integer in 0..4, got {level!r}")
-    if not 0 <= int(level) <= 4:
-        raise ValueError(f"level: expected 0 <= level <= 4, got {level}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed: expected an integer, got {seed!r}")
-    if int(seed) < 0:
-        raise ValueError(f"seed: expected a non-negative integer, got {seed}")
+    check_count(level, "level", 0, 4)
+    check_seed(seed)
 
     from_numpy = not torch.is_tensor(points)
     if from_numpy:
@@ -176,7 +172,8 @@ def corrupt(points: Array, kind: str, level: int, seed: int = 0) -> Corrupted:
             float16/bfloat16 upcast to float32). Not modified.
         kind: one of :data:`CORRUPTIONS`.
         level: severity 0..4.
-        seed: non-negative integer; cloud ``b`` uses the stream ``(seed, kind,
+        seed: integer in [0, 2**64 - 1] (or a numpy Generator, drawn from
+            once); cloud ``b`` uses the stream ``(seed, kind,
             level, b)``.
 
     Returns:
@@ -189,8 +186,9 @@ def corrupt(points: Array, kind: str, level: int, seed: int = 0) -> Corrupted:
     """
     import torch
 
+    seed = check_seed(seed)
     tensor, from_numpy = _check_args(points, kind, level, seed)
-    level, seed = int(level), int(seed)
+    level = int(level)
     batched = tensor.ndim == 3
     x = tensor if batched else tensor[None]
     out = _apply(x, kind, level, seed, 0)
@@ -381,8 +379,9 @@ def corrupt_dataset(
     """
     import torch
 
-    if chunk < 1:
-        raise ValueError(f"chunk: expected >= 1, got {chunk}")
+    chunk = check_count(chunk, "chunk")
+    # One seed for every chunk (a Generator is drawn from once, here).
+    seed = check_seed(seed)
     out: dict[str, Array] = {"clean": points}
     S = len(points)
     is_torch = torch.is_tensor(points)

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepscope._arrays import check_count, check_seed
 from deepscope.pointcloud import PAPER_DEFAULTS, gather_points, partial_clouds
 
 __all__ = [
@@ -95,14 +96,14 @@ class PartialMember(nn.Module):
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
-        if n_anchors < 1:
-            raise ValueError(f"n_anchors: expected >= 1, got {n_anchors}")
         self.backbone = backbone
         self.method = method
-        self.n_anchors = int(n_anchors)
-        self.size = int(PAPER_DEFAULTS[method] if size is None else size)
-        self.k = int(k)
-        self.seed = int(seed)
+        self.n_anchors = check_count(n_anchors, "n_anchors")
+        self.size = check_count(
+            PAPER_DEFAULTS[method] if size is None else size, "size"
+        )
+        self.k = check_count(k, "k")
+        self.seed = check_seed(seed)
 
     def partial(
         self, points: torch.Tensor, anchors: torch.Tensor | None, seed: int
@@ -268,6 +269,7 @@ class EPiC(nn.Module):
                 f"{len(backbones)}"
             )
         sizes = sizes or {}
+        seed = check_seed(seed)  # one seed for every member
         return cls(
             [
                 PartialMember(b, m, n_anchors=n_anchors, size=sizes.get(m), seed=seed)
