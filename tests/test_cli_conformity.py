@@ -23,7 +23,9 @@ def test_default_runs_with_no_arguments(tmp_path, capsys):
     assert _run(["--out-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "NOT CLIP" in out
-    assert "[image] N = 300, D = 256" in out
+    pair = E.default_embeddings()
+    assert f"[image] N = {len(pair.image)}, D = 384" in out
+    assert f"[text] N = {len(pair.text)}, D = 384" in out
     assert "Pearson r with exact" in out
     assert "most typical" in out
     assert "smallest at alpha = 0" in out
@@ -57,11 +59,43 @@ def test_bad_arguments(tmp_path):
 
 def test_default_embeddings_is_small_and_real():
     pair = E.default_embeddings()
-    assert pair.image.shape == pair.text.shape == (300, 256)
-    assert pair.image.dtype == np.float16
-    assert len(pair.image_labels) == 300
+    assert pair.image.shape[1] == pair.text.shape[1] == 384
+    assert 1500 <= len(pair.image) <= 4000
+    assert 1500 <= len(pair.text) <= 4000
+    assert pair.image.dtype == pair.text.dtype == np.float16
+    assert len(pair.image_labels) == len(pair.image)
+    assert len(pair.text_labels) == len(pair.text)
     assert "NOT CLIP" in pair.description
-    assert np.isfinite(pair.image.astype(np.float32)).all()
+    for x in (pair.image, pair.text):
+        x = x.astype(np.float64)
+        assert np.isfinite(x).all()
+        # Raw embeddings: not L2-normalised.
+        assert np.abs(np.linalg.norm(x, axis=1) - 1.0).max() > 0.5
+    # Every text label is an ImageNet prompt; the text rows are distinct.
+    assert len(np.unique(pair.text_labels)) == len(pair.text_labels)
+
+
+def test_default_embeddings_image_side_is_real_photos():
+    pair = E.default_embeddings()
+    meta = pair.provenance
+    assert meta["not_clip"] is True
+    assert meta["image_source"] == "real photos"
+    counts = meta["image_counts"]
+    assert sum(counts.values()) == len(pair.image)
+    assert set(counts) == {
+        "skimage photos",
+        "sklearn china/flower",
+        "skimage lfw_subset",
+        "fashion-mnist test",
+    }
+    assert all(v > 0 for v in counts.values())
+    sources = {str(label).split()[0] for label in pair.image_labels}
+    assert sources == {"skimage", "sklearn", "lfw_subset", "fashion-mnist"}
+    # The fitted map retrieves held-out classes far above chance (1 / 200).
+    assert meta["held_out_classes"] == 200
+    assert meta["held_out_top1_prototype_to_text"] > 0.2
+    assert "EfficientNet-Lite0" in meta["image_encoder"]
+    assert "MiniLM" in meta["text_encoder"]
 
 
 def test_load_embeddings_formats(tmp_path):

@@ -35,8 +35,8 @@ def add_conformity_command(subparsers: Any) -> argparse.ArgumentParser:
         description=(
             "Double-ellipsoid statistics and conformity of raw (unnormalised) "
             "embeddings, after Levi & Gilboa, ICML 2025. Without EMB: a small "
-            "real embedding pair shipped with deepscope (EfficientNet-Lite0 class "
-            "prototypes and MiniLM prompt embeddings paired by a ridge map; NOT "
+            "real embedding pair shipped with deepscope (EfficientNet-Lite0 features "
+            "of real photos and MiniLM prompt embeddings paired by a ridge map; NOT "
             "CLIP)."
         ),
     )
