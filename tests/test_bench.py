@@ -200,3 +200,41 @@ def test_cuda_workloads_skip_without_a_gpu(tiny_data):
     assert report.results
     assert all(r.status == "skipped" for r in report.results)
     assert "skipped: needs a usable CUDA GPU" in bench.format_table(report)
+
+
+def test_method_workloads_are_registered():
+    names = {w.name for w in bench.workloads()}
+    assert {
+        "feature_knn",
+        "knn_graph",
+        "conformity",
+        "cmd_fit",
+        "epic_partials",
+        "epic_ensemble",
+    } <= names
+    peers = {
+        c.peer
+        for w in bench.workloads()
+        if w.name in ("feature_knn", "knn_graph")
+        for c in w.candidates
+    }
+    assert {"scikit-learn", "faiss"} <= peers
+
+
+def test_epic_peer_sampling_matches_deepscope():
+    from deepscope._bench_workloads import numpy_epic_partials
+    from deepscope.pointcloud import farthest_point_sample, knn, knn_patches
+
+    rng = np.random.default_rng(3)
+    clouds = rng.standard_normal((2, 1024, 3)).astype(np.float32)
+    patches, curves, subsets = numpy_epic_partials(clouds)
+    anchors = farthest_point_sample(clouds, 4, start_index=0).indices
+    np.testing.assert_array_equal(patches, knn_patches(clouds, anchors, 512).indices)
+    np.testing.assert_array_equal(curves[..., 0], anchors)
+    # Every step of a walk goes to one of the 19 nearest others of the last point.
+    graph = knn(clouds, k=19, exclude_self=True).indices
+    for b in range(2):
+        steps = graph[b][curves[b, :, :-1]]  # (4, 511, 19)
+        assert (steps == curves[b, :, 1:, None]).any(-1).all()
+    assert subsets.shape == (2, 4, 128)
+    assert all(len(set(row)) == 128 for row in subsets.reshape(-1, 128))

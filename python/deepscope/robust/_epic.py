@@ -40,6 +40,11 @@ from torch import nn
 
 from deepscope.pointcloud import PAPER_DEFAULTS, gather_points, partial_clouds
 
+try:  # torch >= 2.4: the kernels as custom operators, for torch.compile
+    from deepscope import torch_ops as _ops
+except ImportError:  # older torch: compiled models fall back to graph breaks
+    _ops = None
+
 __all__ = [
     "EPiC",
     "CriticalSubsetMember",
@@ -54,6 +59,12 @@ def _fill_padding(indices: torch.Tensor) -> torch.Tensor:
     """Replaces -1 entries of (..., S) indices by the row's first index."""
     first = indices[..., :1].clamp_min(0).expand_as(indices)
     return torch.where(indices >= 0, indices, first)
+
+
+def _compiling() -> bool:
+    """True while torch.compile traces the caller."""
+    compiler = getattr(torch, "compiler", None)
+    return bool(compiler is not None and compiler.is_compiling())
 
 
 def _check_points(points: Any) -> torch.Tensor:
@@ -115,6 +126,18 @@ class PartialMember(nn.Module):
             return points[:, None].expand(
                 B, self.n_anchors if anchors is None else anchors.shape[1], 1, 3
             )
+        if _ops is not None and _compiling():
+            # Under torch.compile: the same kernels as operators, no graph break.
+            result = _ops.partial_clouds(
+                points.detach(),
+                self.method,
+                n_anchors=self.n_anchors,
+                size=self.size,
+                k=k,
+                anchors=anchors,
+                seed=seed,
+            )
+            return _ops.gather_points(points, _fill_padding(result.indices))
         result = partial_clouds(
             points.detach(),
             self.method,
