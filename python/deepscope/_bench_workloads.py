@@ -897,10 +897,11 @@ def _ours_knn_graph(state: _FeatureState):
 
 
 def _sklearn_knn_graph(state: _FeatureState):
-    from sklearn.neighbors import kneighbors_graph
+    from sklearn.neighbors import NearestNeighbors
 
     def run():
-        W = kneighbors_graph(state.features, 10, mode="distance", algorithm="brute")
+        nn = NearestNeighbors(n_neighbors=10, algorithm="brute").fit(state.features)
+        W = nn.kneighbors_graph(mode="distance")
         return 0.5 * (W + W.T)
 
     return run
@@ -914,7 +915,7 @@ register(
         candidates=(
             Candidate("deepscope graph.knn_graph", _ours_knn_graph),
             Candidate(
-                "sklearn kneighbors_graph brute + (W + W.T) / 2",
+                "sklearn NearestNeighbors.kneighbors_graph brute, (W + W.T) / 2",
                 _sklearn_knn_graph,
                 peer="scikit-learn",
             ),
