@@ -436,3 +436,22 @@ def test_compile_library_epic_and_fbi_without_graph_breaks():
         got = torch.compile(infer, backend="aot_eager", fullgraph=True)(points)
     for g, e in zip(got, expected, strict=True):
         torch.testing.assert_close(g, e)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("DEEPSCOPE_TEST_INDUCTOR") != "1",
+    reason="set DEEPSCOPE_TEST_INDUCTOR=1 (compiles C++, about a minute)",
+)
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_compile_method_kernels_inductor():
+    # The embedding path (feature kNN + conformity) through Inductor's C++
+    # code generation: indices equal, floats within fused-kernel rounding.
+    torch._dynamo.reset()
+    model = _EmbeddingPath().eval()
+    points = _cloud(B=12, N=128)
+    with torch.no_grad():
+        expected = model(points)
+        got = torch.compile(model, backend="inductor", fullgraph=True)(points)
+    for g, e in zip(got, expected, strict=True):
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-5)
