@@ -411,16 +411,19 @@ def test_compile_method_kernels_fullgraph():
 
 def test_compile_library_epic_and_fbi_without_graph_breaks():
     # deepscope's own EPiC ensemble (3 PointNets on patches, curves and
-    # random subsets, FPS anchors) and FBI importance of a plain PointNet.
+    # random subsets, FPS anchors, plus a fixed-size critical-subset member)
+    # and FBI importance of a plain PointNet.
     from deepscope.models import PointNet
-    from deepscope.robust import EPiC
+    from deepscope.robust import CriticalSubsetMember, EPiC
 
     torch._dynamo.reset()
     torch.manual_seed(0)
     backbones = [PointNet(10, emb_dims=32) for _ in range(3)]
-    epic = EPiC.from_backbones(
+    partial = EPiC.from_backbones(
         backbones, n_anchors=2, sizes={"patch": 48, "curve": 48, "random": 24}
-    ).eval()
+    )
+    critical = CriticalSubsetMember(PointNet(10, emb_dims=32), k=40)
+    epic = EPiC([*partial.members, critical]).eval()
     plain = PointNet(10, emb_dims=32).eval()
 
     def infer(points):
