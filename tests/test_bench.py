@@ -196,7 +196,9 @@ def test_cli_rejects_bad_arguments(tmp_path):
 def test_cuda_workloads_skip_without_a_gpu(tiny_data):
     if bench._cuda_usable():
         pytest.skip("a GPU is usable here; the CUDA workloads run instead")
-    report = bench.run(quick=True, only=["cuda-fps", "cuda-knn"], data=tiny_data)
+    cuda = [w.name for w in bench.workloads() if w.cuda]
+    assert {"cuda-feature_knn", "cuda-conformity", "cuda-cmd_fit"} <= set(cuda)
+    report = bench.run(quick=True, only=cuda, data=tiny_data)
     assert report.results
     assert all(r.status == "skipped" for r in report.results)
     assert "skipped: needs a usable CUDA GPU" in bench.format_table(report)
@@ -238,3 +240,17 @@ def test_epic_peer_sampling_matches_deepscope():
         assert (steps == curves[b, :, 1:, None]).any(-1).all()
     assert subsets.shape == (2, 4, 128)
     assert all(len(set(row)) == 128 for row in subsets.reshape(-1, 128))
+
+
+def test_torch_cmd_peer_matches_numpy_peer():
+    torch = pytest.importorskip("torch")
+    from deepscope._bench_workloads import numpy_cmd_fit, torch_cmd_fit
+
+    rng = np.random.default_rng(4)
+    refs = np.cumsum(rng.standard_normal((3, 15)), axis=1)
+    window = rng.standard_normal((500, 15)) + refs[rng.integers(0, 3, 500)]
+    expected = numpy_cmd_fit(window, refs, chunk=128)
+    got = torch_cmd_fit(torch.from_numpy(window), torch.from_numpy(refs), chunk=128)
+    np.testing.assert_array_equal(got[0].numpy(), expected[0])
+    for g, e in zip(got[1:], expected[1:], strict=True):
+        np.testing.assert_allclose(g.numpy(), e, rtol=1e-12, atol=1e-12)

@@ -955,7 +955,12 @@ def _ours_identity_conformity(state: _EmbeddingState):
 def _torch_naive_conformity(state: _EmbeddingState):
     import torch
 
-    x = torch.from_numpy(state.embeddings)
+    return _naive_blocks(torch.from_numpy(state.embeddings))
+
+
+def _naive_blocks(x: Any):
+    """Mean cosine to every row, 4096 rows of the cosine matrix at a time."""
+    import torch
 
     def run():
         u = torch.nn.functional.normalize(x, dim=1)
@@ -1116,5 +1121,157 @@ register(
                 note="the networks dominate; the difference is the sampling",
             ),
         ),
+    )
+)
+
+
+# ----------------------------------------------------------------------------
+# Method kernels on a CUDA GPU: feature kNN, conformity, the CMD fit
+
+
+def torch_cmd_fit(window: Any, references: Any, chunk: int = 1 << 20):
+    """:func:`numpy_cmd_fit` in torch float64 (on the tensors' device).
+
+    Args:
+        window: (N, T) parameter trajectories (torch).
+        references: (M, T) reference trajectories (torch, same device).
+
+    Returns:
+        ``(modes (N,), a (N,), b (N,))`` as torch tensors.
+    """
+    import torch
+
+    R = references.to(torch.float64)
+    r_mean = R.mean(dim=1)
+    Rc = R - r_mean[:, None]
+    r_var = (Rc * Rc).sum(dim=1)
+    out = []
+    for lo in range(0, window.shape[0], chunk):
+        W = window[lo : lo + chunk].to(torch.float64)
+        w_mean = W.mean(dim=1)
+        Wc = W - w_mean[:, None]
+        cov = Wc @ Rc.T  # (n, M)
+        w_var = (Wc * Wc).sum(dim=1)
+        denom = (w_var[:, None] * r_var[None, :]).clamp_min(1e-300).sqrt()
+        best = (cov / denom).abs().argmax(dim=1)
+        slope = cov.gather(1, best[:, None])[:, 0] / r_var[best].clamp_min(1e-300)
+        out.append((best, slope, w_mean - slope * r_mean[best]))
+    return tuple(torch.cat(parts) for parts in zip(*out, strict=True))
+
+
+class _GPUMethodState(NamedTuple):
+    features: Any  # (N, 64) float32 CUDA tensor (digits, jittered copies)
+    embeddings: Any  # (N, 512) float32 CUDA tensor
+    window: Any  # (N, T) float32 CUDA tensor
+    references: Any  # (M, T) float32 CUDA tensor
+
+
+def _gpu_method_setup(data: Data, quick: bool) -> _GPUMethodState:
+    import torch
+
+    features = _feature_setup(data, False).features  # 14k x 64
+    embeddings = _embedding_setup(data, False).embeddings  # 20k x 512
+    cmd = _cmd_setup(data, quick)  # 1M (quick) or 11M parameters
+    return _GPUMethodState(
+        *(
+            torch.from_numpy(x).cuda()
+            for x in (features, embeddings, cmd.window, cmd.references)
+        )
+    )
+
+
+def _cuda_ours_feature_knn(state: _GPUMethodState):
+    from deepscope.graph import feature_knn
+
+    return _synced(lambda: feature_knn(state.features, k=10))
+
+
+def _cuda_torch_feature_knn(state: _GPUMethodState):
+    import torch
+
+    x = state.features
+
+    def run():
+        for start in range(0, len(x), 8192):
+            torch.cdist(x[start : start + 8192], x).topk(11, largest=False)
+
+    return _synced(run)
+
+
+def _cuda_ours_conformity(state: _GPUMethodState):
+    from deepscope.embedding import conformity
+
+    return _synced(lambda: conformity(state.embeddings))
+
+
+def _cuda_ours_exact_conformity(state: _GPUMethodState):
+    from deepscope.embedding import exact_conformity
+
+    return _synced(lambda: exact_conformity(state.embeddings))
+
+
+def _cuda_torch_conformity(state: _GPUMethodState):
+    return _synced(_naive_blocks(state.embeddings))
+
+
+def _cuda_ours_cmd(state: _GPUMethodState):
+    from deepscope.dynamics import assign_and_fit
+
+    return _synced(
+        lambda: assign_and_fit(
+            state.window, state.references, time_major=False, diagnostics=False
+        )
+    )
+
+
+def _cuda_torch_cmd(state: _GPUMethodState):
+    return _synced(lambda: torch_cmd_fit(state.window, state.references))
+
+
+register(
+    Workload(
+        name="cuda-feature_knn",
+        title="cuda exact kNN graph, 64-D digits features x8 (14k), k=10",
+        setup=_gpu_method_setup,
+        candidates=(
+            Candidate("deepscope graph.feature_knn", _cuda_ours_feature_knn),
+            Candidate(
+                "torch cdist + topk (float32, not exact, blocks of 8192)",
+                _cuda_torch_feature_knn,
+                peer="torch",
+            ),
+        ),
+        cuda=True,
+    )
+)
+
+register(
+    Workload(
+        name="cuda-conformity",
+        title="cuda conformity, 512-D synthetic double ellipsoid, 20k",
+        setup=_gpu_method_setup,
+        candidates=(
+            Candidate(
+                "deepscope conformity (exact O(N D) identity)", _cuda_ours_conformity
+            ),
+            Candidate(
+                "deepscope exact_conformity (tiles)", _cuda_ours_exact_conformity
+            ),
+            Candidate("torch naive blocks", _cuda_torch_conformity, peer="torch"),
+        ),
+        cuda=True,
+    )
+)
+
+register(
+    Workload(
+        name="cuda-cmd_fit",
+        title="cuda CMD assignment + affine fit, T=21, M=10 (1M quick, 11M full)",
+        setup=_gpu_method_setup,
+        candidates=(
+            Candidate("deepscope assign_and_fit", _cuda_ours_cmd),
+            Candidate("torch float64, 1M-row chunks", _cuda_torch_cmd, peer="torch"),
+        ),
+        cuda=True,
     )
 )
