@@ -334,6 +334,31 @@ def test_method_operators_match_plain_api():
     torch.testing.assert_close(bare.modes, theirs.modes)
 
 
+@pytest.mark.cuda
+def test_method_operators_cuda_match_cpu():
+    if not torch.cuda.is_available() or not deepscope.cuda_available():
+        pytest.skip("no usable CUDA GPU")
+    e = _embeddings()
+    w, refs = _trajectories()
+    for name, op, args in _method_cases():
+        on_gpu = tuple(a.cuda() if torch.is_tensor(a) else a for a in args)
+        torch.library.opcheck(op.default, on_gpu, test_utils=OPCHECKS)
+        gpu, cpu = op(*on_gpu), op(*args)
+        if torch.is_tensor(gpu):
+            gpu, cpu = (gpu,), (cpu,)
+        for g, c in zip(gpu, cpu, strict=True):
+            assert g.device.type == "cuda", name
+            if g.dtype == torch.int64:
+                torch.testing.assert_close(g.cpu(), c, rtol=0, atol=0, msg=name)
+    nn = ops.feature_knn(e.cuda(), k=5)
+    assert nn.indices.is_cuda
+    torch.testing.assert_close(nn.indices.cpu(), ops.feature_knn(e, k=5).indices)
+    conf = ops.conformity(e.cuda())
+    torch.testing.assert_close(conf.cpu(), ops.conformity(e), rtol=1e-5, atol=1e-6)
+    fit = ops.assign_and_fit(w.cuda(), refs.cuda())
+    torch.testing.assert_close(fit.modes.cpu(), ops.assign_and_fit(w, refs).modes)
+
+
 def test_method_operator_errors_raise_value_error():
     e = _embeddings(N=4)
     with pytest.raises(ValueError, match="k"):
