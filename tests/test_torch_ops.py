@@ -382,6 +382,10 @@ def test_partial_clouds_match_plain_api(method):
     theirs = pointcloud.partial_clouds(x, method, size=40, k=5, seed=4, lengths=lengths)
     for o, t in zip(ours, theirs, strict=True):
         torch.testing.assert_close(o, t)
+    ours = ops.partial_clouds(x.transpose(1, 2), method, size=40, channels_first=True)
+    theirs = pointcloud.partial_clouds(x, method, size=40)
+    for o, t in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(o, t)
     with pytest.raises(ValueError, match="method"):
         ops.partial_clouds(x, "tiles")
 
@@ -411,16 +415,19 @@ def _no_graph_breaks(fn, *args):
     assert explanation.graph_count == 1
 
 
-def test_compile_method_kernels_fullgraph():
+@pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
+def test_compile_method_kernels_fullgraph(dynamic):
     torch._dynamo.reset()
     model = _EmbeddingPath().eval()
-    points = _cloud(B=12, N=128)
+    compiled = torch.compile(
+        model, backend="aot_eager", fullgraph=True, dynamic=dynamic
+    )
     with torch.no_grad():
-        expected = model(points)
-        _no_graph_breaks(model, points)
-        got = torch.compile(model, backend="aot_eager", fullgraph=True)(points)
-    for g, e in zip(got, expected, strict=True):
-        torch.testing.assert_close(g, e)
+        _no_graph_breaks(model, _cloud(B=12, N=128))
+        for B, N in ((12, 128), (9, 100)):
+            points = _cloud(B=B, N=N)
+            for g, e in zip(compiled(points), model(points), strict=True):
+                torch.testing.assert_close(g, e)
 
     # The CMD fit inside a compiled function (for example a monitoring hook).
     def fit(window, references):
@@ -429,9 +436,11 @@ def test_compile_method_kernels_fullgraph():
 
     w, refs = _trajectories()
     _no_graph_breaks(fit, w, refs)
-    got = torch.compile(fit, backend="aot_eager", fullgraph=True)(w, refs)
-    for g, e in zip(got, fit(w, refs), strict=True):
-        torch.testing.assert_close(g, e)
+    compiled = torch.compile(fit, backend="aot_eager", fullgraph=True, dynamic=dynamic)
+    for T, N in ((9, 50), (11, 70)):
+        w, refs = _trajectories(T=T, N=N)
+        for g, e in zip(compiled(w, refs), fit(w, refs), strict=True):
+            torch.testing.assert_close(g, e)
 
 
 def test_compile_library_epic_and_fbi_without_graph_breaks():

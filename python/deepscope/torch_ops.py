@@ -712,6 +712,7 @@ def partial_clouds(
     allow_revisits: bool = True,
     seed: int = 0,
     lengths: Tensor | None = None,
+    channels_first: bool = False,
 ) -> PartialResult:
     """:func:`deepscope.pointcloud.partial_clouds` from the operators above.
 
@@ -729,13 +730,22 @@ def partial_clouds(
     size = _pointcloud.PAPER_DEFAULTS[method] if size is None else int(size)
     if method == "random":
         n = n_anchors if anchors is None else anchors.shape[-1]
-        return random_subsets(points, size, n, seed=seed, lengths=lengths)
+        return random_subsets(
+            points, size, n, seed=seed, lengths=lengths, channels_first=channels_first
+        )
     if anchors is None:
         anchors = farthest_point_sample(
-            points, n_anchors, lengths=lengths, start_index=0, allow_fewer=True
+            points,
+            n_anchors,
+            lengths=lengths,
+            start_index=0,
+            allow_fewer=True,
+            channels_first=channels_first,
         ).indices
     if method == "patch":
-        return knn_patches(points, anchors, size, lengths=lengths)
+        return knn_patches(
+            points, anchors, size, lengths=lengths, channels_first=channels_first
+        )
     return random_walk_curves(
         points,
         anchors,
@@ -744,6 +754,7 @@ def partial_clouds(
         allow_revisits=allow_revisits,
         seed=seed,
         lengths=lengths,
+        channels_first=channels_first,
     )
 
 
