@@ -196,7 +196,61 @@ def test_cli_rejects_bad_arguments(tmp_path):
 def test_cuda_workloads_skip_without_a_gpu(tiny_data):
     if bench._cuda_usable():
         pytest.skip("a GPU is usable here; the CUDA workloads run instead")
-    report = bench.run(quick=True, only=["cuda-fps", "cuda-knn"], data=tiny_data)
+    cuda = [w.name for w in bench.workloads() if w.cuda]
+    assert {"cuda-feature_knn", "cuda-conformity", "cuda-cmd_fit"} <= set(cuda)
+    report = bench.run(quick=True, only=cuda, data=tiny_data)
     assert report.results
     assert all(r.status == "skipped" for r in report.results)
     assert "skipped: needs a usable CUDA GPU" in bench.format_table(report)
+
+
+def test_method_workloads_are_registered():
+    names = {w.name for w in bench.workloads()}
+    assert {
+        "feature_knn",
+        "knn_graph",
+        "conformity",
+        "cmd_fit",
+        "epic_partials",
+        "epic_ensemble",
+    } <= names
+    peers = {
+        c.peer
+        for w in bench.workloads()
+        if w.name in ("feature_knn", "knn_graph")
+        for c in w.candidates
+    }
+    assert {"scikit-learn", "faiss"} <= peers
+
+
+def test_epic_peer_sampling_matches_deepscope():
+    from deepscope._bench_workloads import numpy_epic_partials
+    from deepscope.pointcloud import farthest_point_sample, knn, knn_patches
+
+    rng = np.random.default_rng(3)
+    clouds = rng.standard_normal((2, 1024, 3)).astype(np.float32)
+    patches, curves, subsets = numpy_epic_partials(clouds)
+    anchors = farthest_point_sample(clouds, 4, start_index=0).indices
+    np.testing.assert_array_equal(patches, knn_patches(clouds, anchors, 512).indices)
+    np.testing.assert_array_equal(curves[..., 0], anchors)
+    # Every step of a walk goes to one of the 19 nearest others of the last point.
+    graph = knn(clouds, k=19, exclude_self=True).indices
+    for b in range(2):
+        steps = graph[b][curves[b, :, :-1]]  # (4, 511, 19)
+        assert (steps == curves[b, :, 1:, None]).any(-1).all()
+    assert subsets.shape == (2, 4, 128)
+    assert all(len(set(row)) == 128 for row in subsets.reshape(-1, 128))
+
+
+def test_torch_cmd_peer_matches_numpy_peer():
+    torch = pytest.importorskip("torch")
+    from deepscope._bench_workloads import numpy_cmd_fit, torch_cmd_fit
+
+    rng = np.random.default_rng(4)
+    refs = np.cumsum(rng.standard_normal((3, 15)), axis=1)
+    window = rng.standard_normal((500, 15)) + refs[rng.integers(0, 3, 500)]
+    expected = numpy_cmd_fit(window, refs, chunk=128)
+    got = torch_cmd_fit(torch.from_numpy(window), torch.from_numpy(refs), chunk=128)
+    np.testing.assert_array_equal(got[0].numpy(), expected[0])
+    for g, e in zip(got[1:], expected[1:], strict=True):
+        np.testing.assert_allclose(g.numpy(), e, rtol=1e-12, atol=1e-12)

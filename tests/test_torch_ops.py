@@ -267,3 +267,228 @@ def test_compile_pointnet_fbi_epic_matches_eager():
         got = compiled(points)
     for g, e in zip(got, expected, strict=True):
         torch.testing.assert_close(g, e)
+
+
+# ----------------------------------------------------------------------------
+# Method kernels: feature kNN, conformity, the CMD fit; EPiC partial clouds
+
+
+def _embeddings(N=60, D=24, dtype=torch.float32, seed=2):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(N, D, generator=gen, dtype=torch.float64).to(dtype)
+
+
+def _trajectories(T=9, N=50, M=3, seed=3):
+    gen = torch.Generator().manual_seed(seed)
+    refs = torch.randn(M, T, generator=gen, dtype=torch.float64).cumsum(1)
+    modes = torch.randint(0, M, (N,), generator=gen)
+    window = refs[modes].T * torch.randn(N, generator=gen, dtype=torch.float64)
+    window = window + 0.1 * torch.randn(T, N, generator=gen, dtype=torch.float64)
+    return window.float(), refs
+
+
+def _method_cases():
+    e = _embeddings()
+    w, refs = _trajectories()
+    return [
+        ("feature-knn", OPS.feature_knn, (e, None, 5, True, 4096)),
+        ("feature-knn-ref", OPS.feature_knn, (e[:7], e, 4, False, 16)),
+        ("feature-knn-f64", OPS.feature_knn, (e.double(), None, 3, True, 4096)),
+        ("feature-knn-half", OPS.feature_knn, (e.half(), None, 3, True, 4096)),
+        ("conformity", OPS.conformity, (e, None, True, False)),
+        ("conformity-exact-ref", OPS.conformity, (e[:9], e, False, True)),
+        ("conformity-f64", OPS.conformity, (e.double(), None, False, False)),
+        ("cmd", OPS.cmd_assign_and_fit, (w, refs, True, True)),
+        ("cmd-nodiag", OPS.cmd_assign_and_fit, (w.T.contiguous(), refs, False, False)),
+        ("cmd-f64", OPS.cmd_assign_and_fit, (w.double(), refs, True, True)),
+    ]
+
+
+@pytest.mark.parametrize(("name", "op", "args"), _method_cases(), ids=lambda v: v)
+def test_method_fake_matches_real(name, op, args):
+    torch.library.opcheck(op.default, args, test_utils=OPCHECKS)
+
+
+def test_method_operators_match_plain_api():
+    from deepscope import dynamics, embedding, graph
+
+    e = _embeddings()
+    for ours, theirs in zip(
+        ops.feature_knn(e, k=5), graph.feature_knn(e, k=5), strict=True
+    ):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+    torch.testing.assert_close(
+        ops.feature_knn(e[:5], e, k=3).indices, graph.feature_knn(e[:5], e, k=3)[0]
+    )
+    torch.testing.assert_close(ops.conformity(e), embedding.conformity(e))
+    torch.testing.assert_close(
+        ops.conformity(e[:9], e, exact=True), embedding.exact_conformity(e[:9], e)
+    )
+    w, refs = _trajectories()
+    ours = ops.assign_and_fit(w, refs)
+    theirs = dynamics.assign_and_fit(w, refs)
+    for o, t in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(o, t, rtol=0, atol=0)
+    bare = ops.assign_and_fit(w, refs, diagnostics=False)
+    assert (bare.rho, bare.sxx, bare.sse) == (None, None, None)
+    torch.testing.assert_close(bare.modes, theirs.modes)
+
+
+@pytest.mark.cuda
+def test_method_operators_cuda_match_cpu():
+    if not torch.cuda.is_available() or not deepscope.cuda_available():
+        pytest.skip("no usable CUDA GPU")
+    e = _embeddings()
+    w, refs = _trajectories()
+    for name, op, args in _method_cases():
+        on_gpu = tuple(a.cuda() if torch.is_tensor(a) else a for a in args)
+        torch.library.opcheck(op.default, on_gpu, test_utils=OPCHECKS)
+        gpu, cpu = op(*on_gpu), op(*args)
+        if torch.is_tensor(gpu):
+            gpu, cpu = (gpu,), (cpu,)
+        for g, c in zip(gpu, cpu, strict=True):
+            assert g.device.type == "cuda", name
+            if g.dtype == torch.int64:
+                torch.testing.assert_close(g.cpu(), c, rtol=0, atol=0, msg=name)
+    nn = ops.feature_knn(e.cuda(), k=5)
+    assert nn.indices.is_cuda
+    torch.testing.assert_close(nn.indices.cpu(), ops.feature_knn(e, k=5).indices)
+    conf = ops.conformity(e.cuda())
+    torch.testing.assert_close(conf.cpu(), ops.conformity(e), rtol=1e-5, atol=1e-6)
+    fit = ops.assign_and_fit(w.cuda(), refs.cuda())
+    torch.testing.assert_close(fit.modes.cpu(), ops.assign_and_fit(w, refs).modes)
+
+
+def test_method_operator_errors_raise_value_error():
+    e = _embeddings(N=4)
+    with pytest.raises(ValueError, match="k"):
+        ops.feature_knn(e, k=4)  # only 3 others
+    with pytest.raises(ValueError, match="leave_one_out"):
+        ops.conformity(e, e, leave_one_out=True)
+    w, refs = _trajectories()
+    with pytest.raises(ValueError, match="references"):
+        ops.assign_and_fit(w, refs[:, :-1])
+
+
+@pytest.mark.parametrize("method", ["patch", "curve", "random"])
+def test_partial_clouds_match_plain_api(method):
+    x = _cloud(N=150)
+    lengths = torch.tensor([150, 90])
+    ours = ops.partial_clouds(x, method, n_anchors=3, size=40, k=5, seed=4)
+    theirs = pointcloud.partial_clouds(x, method, n_anchors=3, size=40, k=5, seed=4)
+    for o, t in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(o, t)
+    ours = ops.partial_clouds(x, method, size=40, k=5, seed=4, lengths=lengths)
+    theirs = pointcloud.partial_clouds(x, method, size=40, k=5, seed=4, lengths=lengths)
+    for o, t in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(o, t)
+    ours = ops.partial_clouds(x.transpose(1, 2), method, size=40, channels_first=True)
+    theirs = pointcloud.partial_clouds(x, method, size=40)
+    for o, t in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(o, t)
+    with pytest.raises(ValueError, match="method"):
+        ops.partial_clouds(x, "tiles")
+
+
+class _EmbeddingPath(torch.nn.Module):
+    """PointNet global features -> feature kNN graph + conformity per batch."""
+
+    def __init__(self):
+        super().__init__()
+        from deepscope.models import PointNet
+
+        torch.manual_seed(0)
+        self.net = PointNet(10, emb_dims=48)
+
+    def forward(self, points):
+        logits, features = self.net.forward_features(points)
+        embeddings = features.amax(dim=-1)  # (B, 48)
+        nn = ops.feature_knn(embeddings, k=3)
+        conf = ops.conformity(embeddings)
+        exact = ops.conformity(embeddings, exact=True)
+        return logits, nn.indices, nn.distances, conf, exact
+
+
+def _no_graph_breaks(fn, *args):
+    explanation = torch._dynamo.explain(fn)(*args)
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    assert explanation.graph_count == 1
+
+
+@pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
+def test_compile_method_kernels_fullgraph(dynamic):
+    torch._dynamo.reset()
+    model = _EmbeddingPath().eval()
+    compiled = torch.compile(
+        model, backend="aot_eager", fullgraph=True, dynamic=dynamic
+    )
+    with torch.no_grad():
+        _no_graph_breaks(model, _cloud(B=12, N=128))
+        for B, N in ((12, 128), (9, 100)):
+            points = _cloud(B=B, N=N)
+            for g, e in zip(compiled(points), model(points), strict=True):
+                torch.testing.assert_close(g, e)
+
+    # The CMD fit inside a compiled function (for example a monitoring hook).
+    def fit(window, references):
+        result = ops.assign_and_fit(window, references, diagnostics=False)
+        return result.a * 2.0 + result.b, result.modes
+
+    w, refs = _trajectories()
+    _no_graph_breaks(fit, w, refs)
+    compiled = torch.compile(fit, backend="aot_eager", fullgraph=True, dynamic=dynamic)
+    for T, N in ((9, 50), (11, 70)):
+        w, refs = _trajectories(T=T, N=N)
+        for g, e in zip(compiled(w, refs), fit(w, refs), strict=True):
+            torch.testing.assert_close(g, e)
+
+
+def test_compile_library_epic_and_fbi_without_graph_breaks():
+    # deepscope's own EPiC ensemble (3 PointNets on patches, curves and
+    # random subsets, FPS anchors, plus a fixed-size critical-subset member)
+    # and FBI importance of a plain PointNet.
+    from deepscope.models import PointNet
+    from deepscope.robust import CriticalSubsetMember, EPiC
+
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    backbones = [PointNet(10, emb_dims=32) for _ in range(3)]
+    partial = EPiC.from_backbones(
+        backbones, n_anchors=2, sizes={"patch": 48, "curve": 48, "random": 24}
+    )
+    critical = CriticalSubsetMember(PointNet(10, emb_dims=32), k=40)
+    epic = EPiC([*partial.members, critical]).eval()
+    plain = PointNet(10, emb_dims=32).eval()
+
+    def infer(points):
+        logits, features = plain.forward_features(points)
+        fbi = ops.importance_stats(features)
+        return logits, fbi.norms, fbi.counts, fbi.entropy, epic(points)
+
+    points = _cloud(B=2, N=160)
+    with torch.no_grad():
+        expected = infer(points)
+        _no_graph_breaks(infer, points)
+        torch._dynamo.reset()
+        got = torch.compile(infer, backend="aot_eager", fullgraph=True)(points)
+    for g, e in zip(got, expected, strict=True):
+        torch.testing.assert_close(g, e)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("DEEPSCOPE_TEST_INDUCTOR") != "1",
+    reason="set DEEPSCOPE_TEST_INDUCTOR=1 (compiles C++, about a minute)",
+)
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_compile_method_kernels_inductor():
+    # The embedding path (feature kNN + conformity) through Inductor's C++
+    # code generation: indices equal, floats within fused-kernel rounding.
+    torch._dynamo.reset()
+    model = _EmbeddingPath().eval()
+    points = _cloud(B=12, N=128)
+    with torch.no_grad():
+        expected = model(points)
+        got = torch.compile(model, backend="inductor", fullgraph=True)(points)
+    for g, e in zip(got, expected, strict=True):
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-5)

@@ -10,7 +10,8 @@
 #    relinks. DEEPSCOPE_CUDA=OFF builds the CPU-only wheel; the default (AUTO)
 #    compiles the CUDA kernels when nvcc is found.
 # 2. Checks the extension module has no shared dependency on the CUDA driver
-#    (libcuda) or runtime (libcudart): it must import without a GPU.
+#    (libcuda) or runtime (libcudart): it must import without a GPU. With
+#    auditwheel installed, also prints the manylinux tag the wheel could get.
 # 3. Creates a fresh virtual environment (no system site-packages), installs
 #    the wheel and pytest into it from the package index (or the pip cache),
 #    and, from a scratch folder, runs tests/smoke/test_smoke.py and
@@ -64,6 +65,13 @@ if ldd "$core" | grep -E 'libcuda\.so|libcudart' >/dev/null; then
   exit 1
 fi
 echo "ok: no libcuda / libcudart dependency"
+if $py -c "import auditwheel" 2>/dev/null; then
+  # Informational: the manylinux tag this wheel could get (repair vendors
+  # libgomp; the CUDA driver stays excluded, see docs/wheels.md).
+  echo "== auditwheel show"
+  $py -m auditwheel show "$wheel" 2>/dev/null | grep -A1 -E "consistent|constrains" \
+    | sed 's/^/  /' || true
+fi
 
 echo "== fresh virtual environment"
 $py -m venv "$scratch/venv"

@@ -845,6 +845,17 @@ def _sklearn_feature_knn(state: _FeatureState):
     return run
 
 
+def _faiss_feature_knn(state: _FeatureState):
+    import faiss
+
+    def run():
+        index = faiss.IndexFlatL2(state.features.shape[1])
+        index.add(state.features)
+        return index.search(state.features, 11)
+
+    return run
+
+
 def _torch_feature_knn(state: _FeatureState):
     import torch
 
@@ -865,9 +876,48 @@ register(
                 peer="scikit-learn",
             ),
             Candidate(
+                "faiss IndexFlatL2 (float32, not exact)",
+                _faiss_feature_knn,
+                peer="faiss",
+            ),
+            Candidate(
                 "torch cdist + topk (float32, not exact)",
                 _torch_feature_knn,
                 peer="torch",
+            ),
+        ),
+    )
+)
+
+
+def _ours_knn_graph(state: _FeatureState):
+    from deepscope.graph import knn_graph
+
+    return lambda: knn_graph(state.features, 10, weight="distance").affinity
+
+
+def _sklearn_knn_graph(state: _FeatureState):
+    from sklearn.neighbors import NearestNeighbors
+
+    def run():
+        nn = NearestNeighbors(n_neighbors=10, algorithm="brute").fit(state.features)
+        W = nn.kneighbors_graph(mode="distance")
+        return 0.5 * (W + W.T)
+
+    return run
+
+
+register(
+    Workload(
+        name="knn_graph",
+        title="symmetrised kNN distance graph in CSR, 64-D digits features, k=10",
+        setup=_feature_setup,
+        candidates=(
+            Candidate("deepscope graph.knn_graph", _ours_knn_graph),
+            Candidate(
+                "sklearn NearestNeighbors.kneighbors_graph brute, (W + W.T) / 2",
+                _sklearn_knn_graph,
+                peer="scikit-learn",
             ),
         ),
     )
@@ -905,7 +955,12 @@ def _ours_identity_conformity(state: _EmbeddingState):
 def _torch_naive_conformity(state: _EmbeddingState):
     import torch
 
-    x = torch.from_numpy(state.embeddings)
+    return _naive_blocks(torch.from_numpy(state.embeddings))
+
+
+def _naive_blocks(x: Any):
+    """Mean cosine to every row, 4096 rows of the cosine matrix at a time."""
+    import torch
 
     def run():
         u = torch.nn.functional.normalize(x, dim=1)
@@ -929,5 +984,294 @@ register(
             Candidate("deepscope exact_conformity (tiles)", _ours_exact_conformity),
             Candidate("torch naive blocks", _torch_naive_conformity, peer="torch"),
         ),
+    )
+)
+
+
+# ----------------------------------------------------------------------------
+# EPiC test time: 3 PointNets x 4 FPS anchors (patch, curve, random subset)
+
+
+class _EPiCState(NamedTuple):
+    clouds: Any  # (B, 1024, 3) float32 torch tensor
+    epic: Any  # deepscope.robust.EPiC in eval mode
+    backbones: tuple  # the three PointNets of ``epic``
+
+
+def _epic_setup(data: Data, quick: bool) -> _EPiCState:
+    import torch
+
+    from deepscope.models import PointNet
+    from deepscope.robust import EPiC
+
+    state = _batch_setup(data, quick)
+    torch.manual_seed(0)
+    backbones = tuple(PointNet(40, emb_dims=256).eval() for _ in range(3))
+    epic = EPiC.from_backbones(backbones).eval()
+    B = 8 if quick else 32
+    return _EPiCState(torch.from_numpy(state.clouds[:B]), epic, backbones)
+
+
+def numpy_epic_partials(clouds: np.ndarray, seed: int = 0) -> list[np.ndarray]:
+    """EPiC's partial clouds with SciPy and NumPy (indices per method).
+
+    FPS anchors from index 0, 512-point kNN patches (cKDTree), 512-step
+    random walks on the 20-NN graph (the point and 19 others), 128-point
+    random subsets; 4 of each per cloud.
+
+    Returns:
+        ``[patches (B, 4, 512), curves (B, 4, 512), subsets (B, 4, 128)]``.
+    """
+    from scipy.spatial import cKDTree
+
+    rng = np.random.default_rng(seed)
+    B, N, _ = clouds.shape
+    patches = np.empty((B, 4, 512), np.int64)
+    curves = np.empty((B, 4, 512), np.int64)
+    for b, cloud in enumerate(clouds.astype(np.float64)):
+        anchors = [0]
+        d = ((cloud - cloud[0]) ** 2).sum(1)
+        for _ in range(3):
+            anchors.append(int(d.argmax()))
+            d = np.minimum(d, ((cloud - cloud[anchors[-1]]) ** 2).sum(1))
+        tree = cKDTree(cloud)
+        patches[b] = tree.query(cloud[anchors], k=512)[1]
+        graph = tree.query(cloud, k=20)[1]
+        walk = np.asarray(anchors)
+        for step in range(512):
+            curves[b, :, step] = walk
+            walk = graph[walk, rng.integers(1, 20, size=4)]
+    subsets = np.argsort(rng.random((B, 4, N)), axis=-1)[..., :128]
+    return [patches, curves, subsets]
+
+
+def _ours_epic(state: _EPiCState):
+    import torch
+
+    def run():
+        with torch.no_grad():
+            return state.epic(state.clouds)
+
+    return run
+
+
+def _scipy_epic(state: _EPiCState):
+    import torch
+
+    def run():
+        parts = numpy_epic_partials(state.clouds.numpy())
+        B = state.clouds.shape[0]
+        with torch.no_grad():
+            logits = []
+            for net, idx in zip(state.backbones, parts, strict=True):
+                sub = state.clouds[
+                    torch.arange(B)[:, None, None], torch.from_numpy(idx)
+                ]
+                logits.append(net(sub.reshape(-1, idx.shape[-1], 3)).reshape(B, 4, -1))
+            return torch.cat(logits, dim=1).mean(dim=1)
+
+    return run
+
+
+def _ours_epic_partials(state: _EPiCState):
+    from deepscope.pointcloud import partial_clouds
+
+    def run():
+        return [
+            partial_clouds(state.clouds, m, seed=0)
+            for m in ("patch", "curve", "random")
+        ]
+
+    return run
+
+
+def _scipy_epic_partials(state: _EPiCState):
+    return lambda: numpy_epic_partials(state.clouds.numpy())
+
+
+register(
+    Workload(
+        name="epic_partials",
+        title="EPiC partial clouds, 4 anchors x (patch 512, curve 512, random 128), "
+        "N=1024 (B=8 quick, 32 full; {scan})",
+        setup=_epic_setup,
+        candidates=(
+            Candidate("deepscope partial_clouds x 3 methods", _ours_epic_partials),
+            Candidate(
+                "scipy cKDTree + numpy walks / argsort",
+                _scipy_epic_partials,
+                peer="scipy",
+            ),
+        ),
+    )
+)
+
+register(
+    Workload(
+        name="epic_ensemble",
+        title="EPiC ensemble inference, 3 PointNets (256-D) x 4 anchors, N=1024 "
+        "(B=8 quick, 32 full; {scan}), torch CPU",
+        setup=_epic_setup,
+        candidates=(
+            Candidate("deepscope EPiC (12 members)", _ours_epic),
+            Candidate(
+                "same PointNets, scipy + numpy sampling",
+                _scipy_epic,
+                peer="scipy",
+                note="the networks dominate; the difference is the sampling",
+            ),
+        ),
+    )
+)
+
+
+# ----------------------------------------------------------------------------
+# Method kernels on a CUDA GPU: feature kNN, conformity, the CMD fit
+
+
+def torch_cmd_fit(window: Any, references: Any, chunk: int = 1 << 20):
+    """:func:`numpy_cmd_fit` in torch float64 (on the tensors' device).
+
+    Args:
+        window: (N, T) parameter trajectories (torch).
+        references: (M, T) reference trajectories (torch, same device).
+
+    Returns:
+        ``(modes (N,), a (N,), b (N,))`` as torch tensors.
+    """
+    import torch
+
+    R = references.to(torch.float64)
+    r_mean = R.mean(dim=1)
+    Rc = R - r_mean[:, None]
+    r_var = (Rc * Rc).sum(dim=1)
+    out = []
+    for lo in range(0, window.shape[0], chunk):
+        W = window[lo : lo + chunk].to(torch.float64)
+        w_mean = W.mean(dim=1)
+        Wc = W - w_mean[:, None]
+        cov = Wc @ Rc.T  # (n, M)
+        w_var = (Wc * Wc).sum(dim=1)
+        denom = (w_var[:, None] * r_var[None, :]).clamp_min(1e-300).sqrt()
+        best = (cov / denom).abs().argmax(dim=1)
+        slope = cov.gather(1, best[:, None])[:, 0] / r_var[best].clamp_min(1e-300)
+        out.append((best, slope, w_mean - slope * r_mean[best]))
+    return tuple(torch.cat(parts) for parts in zip(*out, strict=True))
+
+
+class _GPUMethodState(NamedTuple):
+    features: Any  # (N, 64) float32 CUDA tensor (digits, jittered copies)
+    embeddings: Any  # (N, 512) float32 CUDA tensor
+    window: Any  # (N, T) float32 CUDA tensor
+    references: Any  # (M, T) float32 CUDA tensor
+
+
+def _gpu_method_setup(data: Data, quick: bool) -> _GPUMethodState:
+    import torch
+
+    features = _feature_setup(data, False).features  # 14k x 64
+    embeddings = _embedding_setup(data, False).embeddings  # 20k x 512
+    cmd = _cmd_setup(data, quick)  # 1M (quick) or 11M parameters
+    return _GPUMethodState(
+        *(
+            torch.from_numpy(x).cuda()
+            for x in (features, embeddings, cmd.window, cmd.references)
+        )
+    )
+
+
+def _cuda_ours_feature_knn(state: _GPUMethodState):
+    from deepscope.graph import feature_knn
+
+    return _synced(lambda: feature_knn(state.features, k=10))
+
+
+def _cuda_torch_feature_knn(state: _GPUMethodState):
+    import torch
+
+    x = state.features
+
+    def run():
+        for start in range(0, len(x), 8192):
+            torch.cdist(x[start : start + 8192], x).topk(11, largest=False)
+
+    return _synced(run)
+
+
+def _cuda_ours_conformity(state: _GPUMethodState):
+    from deepscope.embedding import conformity
+
+    return _synced(lambda: conformity(state.embeddings))
+
+
+def _cuda_ours_exact_conformity(state: _GPUMethodState):
+    from deepscope.embedding import exact_conformity
+
+    return _synced(lambda: exact_conformity(state.embeddings))
+
+
+def _cuda_torch_conformity(state: _GPUMethodState):
+    return _synced(_naive_blocks(state.embeddings))
+
+
+def _cuda_ours_cmd(state: _GPUMethodState):
+    from deepscope.dynamics import assign_and_fit
+
+    return _synced(
+        lambda: assign_and_fit(
+            state.window, state.references, time_major=False, diagnostics=False
+        )
+    )
+
+
+def _cuda_torch_cmd(state: _GPUMethodState):
+    return _synced(lambda: torch_cmd_fit(state.window, state.references))
+
+
+register(
+    Workload(
+        name="cuda-feature_knn",
+        title="cuda exact kNN graph, 64-D digits features x8 (14k), k=10",
+        setup=_gpu_method_setup,
+        candidates=(
+            Candidate("deepscope graph.feature_knn", _cuda_ours_feature_knn),
+            Candidate(
+                "torch cdist + topk (float32, not exact, blocks of 8192)",
+                _cuda_torch_feature_knn,
+                peer="torch",
+            ),
+        ),
+        cuda=True,
+    )
+)
+
+register(
+    Workload(
+        name="cuda-conformity",
+        title="cuda conformity, 512-D synthetic double ellipsoid, 20k",
+        setup=_gpu_method_setup,
+        candidates=(
+            Candidate(
+                "deepscope conformity (exact O(N D) identity)", _cuda_ours_conformity
+            ),
+            Candidate(
+                "deepscope exact_conformity (tiles)", _cuda_ours_exact_conformity
+            ),
+            Candidate("torch naive blocks", _cuda_torch_conformity, peer="torch"),
+        ),
+        cuda=True,
+    )
+)
+
+register(
+    Workload(
+        name="cuda-cmd_fit",
+        title="cuda CMD assignment + affine fit, T=21, M=10 (1M quick, 11M full)",
+        setup=_gpu_method_setup,
+        candidates=(
+            Candidate("deepscope assign_and_fit", _cuda_ours_cmd),
+            Candidate("torch float64, 1M-row chunks", _cuda_torch_cmd, peer="torch"),
+        ),
+        cuda=True,
     )
 )

@@ -10,6 +10,12 @@ and calls the real kernel at run time. The extension is still not linked
 against libtorch: the real implementations call deepscope's Python API on
 the tensors (CPU or CUDA, on the current stream).
 
+Covered: farthest point sampling, kNN, ball query, the EPiC samplers
+(patches, curves, random subsets, and :func:`partial_clouds` built from
+them), point importance, and the method kernels on inference paths: exact
+feature kNN (:mod:`deepscope.graph`), conformity (:mod:`deepscope.embedding`)
+and the fused CMD assignment + fit (:mod:`deepscope.dynamics`).
+
 Every output has a static shape, a function of the input shapes and integer
 arguments only (``(B, K)`` for K samples, ``(B, M, k)`` for k neighbours,
 ...), never of the data: padding is ``-1`` with a ``counts`` output. Where
@@ -38,14 +44,18 @@ if not hasattr(torch.library, "custom_op"):
 from deepscope import importance as _importance
 from deepscope import pointcloud as _pointcloud
 from deepscope._arrays import INT64_MAX, SEED_MAX, check_seed
+from deepscope.dynamics import AssignFit
 from deepscope.importance import ImportanceStats
 from deepscope.pointcloud import FPSResult, KNNResult, PartialResult
 
 __all__ = [
     "adaptive_subset",
+    "assign_and_fit",
     "ball_query",
+    "conformity",
     "critical_counts",
     "farthest_point_sample",
+    "feature_knn",
     "feature_norms",
     "gather_points",
     "importance_stats",
@@ -53,6 +63,7 @@ __all__ = [
     "knn_patches",
     "least_important",
     "normalized_entropy",
+    "partial_clouds",
     "random_subsets",
     "random_walk_curves",
 ]
@@ -701,3 +712,243 @@ def adaptive_subset(
         int64 ``k``.
     """
     return torch.ops.deepscope.adaptive_subset(features, lengths, channels_last, eps)
+
+
+# ----------------------------------------------------------------------------
+# EPiC partial clouds, composed of the operators above
+
+_METHODS = ("patch", "curve", "random")
+
+
+def partial_clouds(
+    points: Tensor,
+    method: str,
+    *,
+    n_anchors: int = _pointcloud.PAPER_DEFAULTS["n_anchors"],
+    size: int | None = None,
+    k: int = _pointcloud.PAPER_DEFAULTS["k"],
+    anchors: Tensor | None = None,
+    allow_revisits: bool = True,
+    seed: int = 0,
+    lengths: Tensor | None = None,
+    channels_first: bool = False,
+) -> PartialResult:
+    """:func:`deepscope.pointcloud.partial_clouds` from the operators above.
+
+    FPS anchors from index 0 (when ``anchors`` is None), then one patch,
+    curve or random subset per anchor: the same indices as the plain API.
+
+    Returns:
+        PartialResult: indices (B, A, S), counts (B, A), anchors (B, A), all
+        int64 (-1 anchors for ``"random"``).
+    """
+    if method not in _METHODS:
+        raise ValueError(
+            f"method: expected one of {', '.join(map(repr, _METHODS))}, got {method!r}"
+        )
+    size = _pointcloud.PAPER_DEFAULTS[method] if size is None else int(size)
+    if method == "random":
+        n = n_anchors if anchors is None else anchors.shape[-1]
+        return random_subsets(
+            points, size, n, seed=seed, lengths=lengths, channels_first=channels_first
+        )
+    if anchors is None:
+        anchors = farthest_point_sample(
+            points,
+            n_anchors,
+            lengths=lengths,
+            start_index=0,
+            allow_fewer=True,
+            channels_first=channels_first,
+        ).indices
+    if method == "patch":
+        return knn_patches(
+            points, anchors, size, lengths=lengths, channels_first=channels_first
+        )
+    return random_walk_curves(
+        points,
+        anchors,
+        size,
+        k=k,
+        allow_revisits=allow_revisits,
+        seed=seed,
+        lengths=lengths,
+        channels_first=channels_first,
+    )
+
+
+# ----------------------------------------------------------------------------
+# Graphs: exact kNN of feature vectors of any dimension
+
+
+@torch.library.custom_op(f"{_LIB}::feature_knn", mutates_args=())
+def _feature_knn_op(
+    query: Tensor,
+    reference: Tensor | None,
+    k: int,
+    exclude_self: bool,
+    block_size: int,
+) -> tuple[Tensor, Tensor, Tensor]:
+    from deepscope import graph as _graph
+
+    result = _graph.feature_knn(
+        query, reference, k=k, exclude_self=exclude_self, block_size=block_size
+    )
+    return _fresh(result, query, reference)
+
+
+@_feature_knn_op.register_fake
+def _(query, reference, k, exclude_self, block_size):
+    if query.dim() != 2:
+        raise ValueError(
+            f"query: expected 2 dimensions (M, D), got {query.dim()} (shape "
+            f"{tuple(query.shape)})"
+        )
+    M = query.shape[0]
+    return (
+        query.new_empty((M, k), dtype=torch.int64),
+        query.new_empty((M, k), dtype=_float_out(query.dtype)),
+        query.new_empty((M,), dtype=torch.int64),
+    )
+
+
+def feature_knn(
+    query: Tensor,
+    reference: Tensor | None = None,
+    *,
+    k: int,
+    exclude_self: bool | None = None,
+    block_size: int = 4096,
+) -> KNNResult:
+    """:func:`deepscope.graph.feature_knn` as a torch operator.
+
+    :func:`deepscope.graph.knn_graph` itself is not an operator: its sparse
+    graph has a data-dependent number of edges. Compiled code takes these
+    (M, k) neighbours instead.
+
+    Returns:
+        KNNResult: indices (M, k) int64, squared distances (M, k) (float64
+        for float64 input, else float32), counts (M,) int64.
+    """
+    if exclude_self is None:
+        exclude_self = reference is None
+    return KNNResult(
+        *torch.ops.deepscope.feature_knn(query, reference, k, exclude_self, block_size)
+    )
+
+
+# ----------------------------------------------------------------------------
+# Embedding geometry: conformity
+
+
+@torch.library.custom_op(f"{_LIB}::conformity", mutates_args=())
+def _conformity_op(
+    embeddings: Tensor,
+    reference: Tensor | None,
+    leave_one_out: bool,
+    exact: bool,
+) -> Tensor:
+    from deepscope import embedding as _embedding
+
+    fn = _embedding.exact_conformity if exact else _embedding.conformity
+    out = fn(embeddings, reference, leave_one_out=leave_one_out)
+    return _fresh([out], embeddings, reference)[0]
+
+
+@_conformity_op.register_fake
+def _(embeddings, reference, leave_one_out, exact):
+    if embeddings.dim() != 2:
+        raise ValueError(
+            f"embeddings: expected 2 dimensions (N, D), got {embeddings.dim()} "
+            f"(shape {tuple(embeddings.shape)})"
+        )
+    return embeddings.new_empty(
+        (embeddings.shape[0],), dtype=_float_out(embeddings.dtype)
+    )
+
+
+def conformity(
+    embeddings: Tensor,
+    reference: Tensor | None = None,
+    *,
+    leave_one_out: bool | None = None,
+    exact: bool = False,
+) -> Tensor:
+    """:func:`deepscope.embedding.conformity` as a torch operator.
+
+    Args:
+        exact: use :func:`deepscope.embedding.exact_conformity` (tiles of
+            pairwise cosines) instead of the O(N D) identity.
+
+    Returns:
+        (N,) conformity, float64 for float64 input, else float32.
+    """
+    if leave_one_out is None:
+        leave_one_out = reference is None
+    return torch.ops.deepscope.conformity(embeddings, reference, leave_one_out, exact)
+
+
+# ----------------------------------------------------------------------------
+# Training dynamics: the fused CMD assignment + affine fit
+
+
+@torch.library.custom_op(f"{_LIB}::cmd_assign_and_fit", mutates_args=())
+def _cmd_fit_op(
+    window: Tensor, references: Tensor, time_major: bool, diagnostics: bool
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    from deepscope.dynamics import assign_and_fit as _assign_and_fit
+
+    result = _assign_and_fit(
+        window, references, time_major=time_major, diagnostics=diagnostics
+    )
+    outputs = list(result[:3])
+    for value, dtype in zip(
+        result[3:], (outputs[1].dtype, torch.float64, torch.float64), strict=True
+    ):
+        outputs.append(
+            value if value is not None else window.new_empty((0,), dtype=dtype)
+        )
+    return _fresh(outputs, window, references)
+
+
+@_cmd_fit_op.register_fake
+def _(window, references, time_major, diagnostics):
+    if window.dim() != 2:
+        raise ValueError(
+            f"window: expected 2 dimensions, got {window.dim()} (shape "
+            f"{tuple(window.shape)})"
+        )
+    N = window.shape[1] if time_major else window.shape[0]
+    R = N if diagnostics else 0
+    dtype = _float_out(window.dtype)
+    return (
+        window.new_empty((N,), dtype=torch.int64),
+        window.new_empty((N,), dtype=dtype),
+        window.new_empty((N,), dtype=dtype),
+        window.new_empty((R,), dtype=dtype),
+        window.new_empty((R,), dtype=torch.float64),
+        window.new_empty((R,), dtype=torch.float64),
+    )
+
+
+def assign_and_fit(
+    window: Tensor,
+    references: Tensor,
+    *,
+    time_major: bool = True,
+    diagnostics: bool = True,
+) -> AssignFit:
+    """:func:`deepscope.dynamics.assign_and_fit` as a torch operator.
+
+    ``references`` must be a tensor (any device; it is read on the host).
+
+    Returns:
+        AssignFit: modes (N,) int64, a, b (N,), and with ``diagnostics`` rho
+        (N,), sxx, sse (N,) float64 (None without).
+    """
+    out = torch.ops.deepscope.cmd_assign_and_fit(
+        window, references, time_major, diagnostics
+    )
+    if not diagnostics:
+        out = (*out[:3], None, None, None)
+    return AssignFit(*out)

@@ -12,7 +12,10 @@ are redone by an exact search. No dense N x N matrix is ever held.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -174,16 +177,36 @@ def _search(
     if dim <= KD_TREE_MAX_DIM:
         idx, d2 = _kd_tree_search(q, r, k, exclude_self, self_search)
     else:
-        import torch
-
         # The rounding certificate assumes IEEE GEMMs: no TF32 / bf16 paths.
-        precision = torch.get_float32_matmul_precision()
-        torch.set_float32_matmul_precision("highest")
-        try:
+        with _highest_matmul_precision():
             idx, d2 = _blocked_search(q, r, k, exclude_self, int(block_size))
-        finally:
-            torch.set_float32_matmul_precision(precision)
     return idx, d2, q
+
+
+# torch's float32 matmul precision is process-wide: searches running in
+# several threads share one "highest" section, and the caller's setting is
+# restored when the last of them ends.
+_PRECISION_LOCK = threading.Lock()
+_PRECISION_STATE: dict[str, Any] = {"users": 0, "saved": None}
+
+
+@contextlib.contextmanager
+def _highest_matmul_precision() -> Iterator[None]:
+    import torch
+
+    state = _PRECISION_STATE
+    with _PRECISION_LOCK:
+        if state["users"] == 0:
+            state["saved"] = torch.get_float32_matmul_precision()
+            torch.set_float32_matmul_precision("highest")
+        state["users"] += 1
+    try:
+        yield
+    finally:
+        with _PRECISION_LOCK:
+            state["users"] -= 1
+            if state["users"] == 0:
+                torch.set_float32_matmul_precision(state["saved"])
 
 
 def _kd_tree_search(

@@ -15,6 +15,8 @@
   ``forward_features`` (as :class:`deepscope.models.PointNet` and
   :class:`~deepscope.models.DGCNN` do).
 * :class:`EPiC` averages the raw logits of all members (no softmax, no vote).
+  Under :func:`torch.compile` the members call the kernels as operators
+  (:mod:`deepscope.torch_ops`), so an ensemble traces without graph breaks.
 * :func:`train_member` trains a member with
   :func:`deepscope.models.train_classifier` (the published recipe's options
   with CPU-sized defaults).
@@ -41,6 +43,11 @@ from torch import nn
 from deepscope._arrays import check_count, check_seed
 from deepscope.pointcloud import PAPER_DEFAULTS, gather_points, partial_clouds
 
+try:  # torch >= 2.4: the kernels as custom operators, for torch.compile
+    from deepscope import torch_ops as _ops
+except ImportError:  # older torch: compiled models fall back to graph breaks
+    _ops = None
+
 __all__ = [
     "EPiC",
     "CriticalSubsetMember",
@@ -55,6 +62,19 @@ def _fill_padding(indices: torch.Tensor) -> torch.Tensor:
     """Replaces -1 entries of (..., S) indices by the row's first index."""
     first = indices[..., :1].clamp_min(0).expand_as(indices)
     return torch.where(indices >= 0, indices, first)
+
+
+def _compiling() -> bool:
+    """True while torch.compile traces the caller."""
+    compiler = getattr(torch, "compiler", None)
+    return bool(compiler is not None and compiler.is_compiling())
+
+
+def _gather(points: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """gather_points; without the host-side index check under torch.compile."""
+    if _ops is not None and _compiling():
+        return _ops.gather_points(points, indices)
+    return gather_points(points, indices)
 
 
 def _check_points(points: Any) -> torch.Tensor:
@@ -116,6 +136,18 @@ class PartialMember(nn.Module):
             return points[:, None].expand(
                 B, self.n_anchors if anchors is None else anchors.shape[1], 1, 3
             )
+        if _ops is not None and _compiling():
+            # Under torch.compile: the same kernels as operators, no graph break.
+            result = _ops.partial_clouds(
+                points.detach(),
+                self.method,
+                n_anchors=self.n_anchors,
+                size=self.size,
+                k=k,
+                anchors=anchors,
+                seed=seed,
+            )
+            return _ops.gather_points(points, _fill_padding(result.indices))
         result = partial_clouds(
             points.detach(),
             self.method,
@@ -164,6 +196,10 @@ class CriticalSubsetMember(nn.Module):
         k: inference subset size; None (default) for the entropy-adaptive
             ``k = floor(H N)``; an int for a fixed size (CP++'s EPiC member
             uses 600 of 1024).
+
+    Under :func:`torch.compile` a fixed ``k`` traces without graph breaks;
+    the entropy-adaptive subset (``k=None``) has a data-dependent size and
+    breaks the graph there.
     """
 
     def __init__(
@@ -195,7 +231,13 @@ class CriticalSubsetMember(nn.Module):
             features = self.backbone.forward_features(points)[1]
         finally:
             self.backbone.train(was_training)
-        if k is None:
+        if k is not None and _ops is not None and _compiling():
+            # Under torch.compile: the same kernels as operators, no graph break.
+            stats = _ops.importance_stats(features, p=1)
+            indices = _ops.least_important(
+                stats.counts, min(int(k), points.shape[1]), tiebreak=stats.norms
+            )
+        elif k is None:
             indices, _ = adaptive_subset(features)
         else:
             stats = importance_stats(features, p=1)
@@ -207,7 +249,7 @@ class CriticalSubsetMember(nn.Module):
     def member_logits(self, points: torch.Tensor) -> torch.Tensor:
         """(B, N, 3) -> (1, B, C) logits on the inference subset."""
         points = _check_points(points)
-        subset = gather_points(points, self.subset_indices(points, self.k))
+        subset = _gather(points, self.subset_indices(points, self.k))
         return self.backbone(subset)[None]
 
     def forward(self, points: torch.Tensor) -> torch.Tensor:
