@@ -394,10 +394,10 @@ class _SpectralNetwork:
         self.rng_ = np.random.default_rng(self.seed)
         self.generator_ = torch.Generator().manual_seed(self.seed)
 
-    def _laplacian_eig(self, feats: np.ndarray) -> Any:
+    def _laplacian_eig(self, feats: np.ndarray, n_components: int = 0) -> Any:
         return batch_eigenvectors(
             feats,
-            self.n_components,
+            n_components or self.n_components,
             n_neighbors=self.n_neighbors,
             sigma_neighbor=self.sigma_neighbor,
             weight=self.weight,
@@ -501,6 +501,14 @@ class BASiS(_SpectralNetwork):
             ``"combinatorial"`` D - W (the published three-moons setting).
         drop_first: learn eigenvectors 2..K+1, skipping the trivial one
             (the published three-moons setting).
+        extra_eigenvectors: m >= 0: each batch's alignment maps its first
+            K + m eigenvectors onto the K reference ones, so eigenvectors that
+            swap places across batches (near-degenerate eigenvalues around
+            the K-th) are still matched (0: the published method).
+        reference_batches: R >= 1: the reference anchor rows are the mean of
+            R batches' aligned anchor rows (the first batch's eigenvectors
+            and R - 1 more batches aligned to them), a less noisy reference
+            than one batch (1: the published method).
         batch_size: points per batch, anchors included.
         hidden: hidden widths of the ReLU MLP (published 256-512-512-256).
         lr: Adam learning rate; n_iterations: training steps.
@@ -528,6 +536,8 @@ class BASiS(_SpectralNetwork):
         weight: str = "self_tuning",
         laplacian: str = "symmetric",
         drop_first: bool = False,
+        extra_eigenvectors: int = 0,
+        reference_batches: int = 1,
         batch_size: int = 512,
         hidden: tuple[int, ...] = (256, 512, 512, 256),
         lr: float = 1e-3,
@@ -557,6 +567,14 @@ class BASiS(_SpectralNetwork):
             raise ValueError(
                 f"anchors: expected one of {ANCHOR_METHODS}, got {anchors!r}"
             )
+        for name, v, lo in (
+            ("extra_eigenvectors", extra_eigenvectors, 0),
+            ("reference_batches", reference_batches, 1),
+        ):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+                raise ValueError(f"{name}: expected an int >= {lo}, got {v!r}")
+        self.extra_eigenvectors = int(extra_eigenvectors)
+        self.reference_batches = int(reference_batches)
         self.n_anchors = int(n_anchors)
         self.anchors = anchors
         self.alignment = alignment
@@ -578,14 +596,26 @@ class BASiS(_SpectralNetwork):
             )
         if self.alignment == "procrustes":
             return procrustes_align(source, target)
-        K = source.shape[1]
-        eye = torch.eye(K, dtype=source.dtype, device=source.device)
+        Ks, K = source.shape[1], target.shape[1]
+        eye = torch.eye(Ks, K, dtype=source.dtype, device=source.device)
         return torch.cat([eye, torch.zeros_like(eye[:1])], dim=0)
 
     def _aligned_targets(self, idx: np.ndarray) -> Any:
-        V = self._laplacian_eig(self.graph_features_[idx])
+        V = self._laplacian_eig(
+            self.graph_features_[idx], self.n_components + self.extra_eigenvectors
+        )
         M = self._align_map(V[: self.n_anchors_], self.reference_)
         return _homogeneous(V) @ M
+
+    def _consensus_reference(self, V0: Any) -> Any:
+        """Anchor rows averaged over ``reference_batches`` aligned batches."""
+        ref = V0[: self.n_anchors_].clone()
+        if self.reference_batches == 1:
+            return ref
+        total = ref.clone()
+        for _ in range(self.reference_batches - 1):
+            total += self._aligned_targets(self._draw_batch())[: self.n_anchors_]
+        return total / self.reference_batches
 
     def _draw_batch(self) -> np.ndarray:
         m = self.batch_size - self.n_anchors_
@@ -625,10 +655,11 @@ class BASiS(_SpectralNetwork):
                 )
             anchors = np.unique(anchors)
         a = anchors.size
-        if a < self.n_components + 1:
+        need = self.n_components + self.extra_eigenvectors + 1
+        if a < need:
             raise ValueError(
-                f"n_anchors: expected at least n_components + 1 = "
-                f"{self.n_components + 1} anchors, got {a}"
+                f"n_anchors: expected at least n_components + extra_eigenvectors"
+                f" + 1 = {need} anchors, got {a}"
             )
         if a >= min(self.batch_size, n):
             raise ValueError(
@@ -647,6 +678,7 @@ class BASiS(_SpectralNetwork):
         self.scale_ = math.sqrt(self.reference_batch_.size)
         V = self._laplacian_eig(G[self.reference_batch_])
         self.reference_ = V[:a].clone()
+        self.reference_ = self._consensus_reference(V)
         self.loss_history_ = []
         return self.partial_fit(X, self.n_iterations)
 
@@ -698,7 +730,9 @@ class BASiS(_SpectralNetwork):
             )
         self.graph_features_ = G
         with torch.no_grad():
-            V = self._laplacian_eig(G[self.reference_batch_])
+            V = self._laplacian_eig(
+                G[self.reference_batch_], self.n_components + self.extra_eigenvectors
+            )
             M = self._align_map(V[: self.n_anchors_], self.reference_)
             self.reference_ = (_homogeneous(V) @ M)[: self.n_anchors_].clone()
         return self
@@ -733,7 +767,7 @@ class BASiS(_SpectralNetwork):
                 f"[0, {len(Xn)}), got {rows}"
             )
         with torch.no_grad():
-            V = self._laplacian_eig(Xn)
+            V = self._laplacian_eig(Xn, self.n_components + self.extra_eigenvectors)
             M = self._align_map(V[torch.from_numpy(rows)], self.reference_)
             return (_homogeneous(V) @ M * self.scale_).cpu().numpy()
 
