@@ -329,3 +329,33 @@ def test_basis_three_moons_reaches_published_scores():
     assert metrics.orthogonality_error(E) < 0.06  # published 0.0416
     with pytest.raises(ValueError, match="anchor_rows"):
         m.aligned_eigenvectors(Xt, rows[:3])
+
+
+def test_basis_extra_eigenvectors_and_consensus_reference():
+    X, y = _blobs(60)
+    m = BASiS(
+        3, extra_eigenvectors=2, reference_batches=3, n_iterations=20, seed=0, **SMALL
+    ).fit(X)
+    assert m.reference_.shape == (20, 3)
+    E = m.transform(X)
+    assert np.isfinite(E).all()
+    # The consensus reference is the mean of aligned anchor rows: it differs
+    # from the first batch's eigenvectors but spans nearly the same space.
+    first = batch_eigenvectors(X[m.reference_batch_], 3, n_neighbors=8).numpy()[:20]
+    ref_rows = m.reference_.numpy()
+    assert not np.allclose(ref_rows, first)
+    assert metrics.grassmann_distance(ref_rows, first) < 0.2
+    # Aligned targets use K + m eigenvectors mapped onto K columns.
+    U = m.aligned_eigenvectors(X, np.arange(len(X))[m.anchors_])
+    assert U.shape == (len(X), 3)
+    for alignment in ("procrustes", "none"):
+        m2 = BASiS(
+            3, alignment=alignment, extra_eigenvectors=2, n_iterations=2, **SMALL
+        )
+        assert np.isfinite(m2.fit(X).transform(X)).all()
+    with pytest.raises(ValueError, match="extra_eigenvectors"):
+        BASiS(3, extra_eigenvectors=-1)
+    with pytest.raises(ValueError, match="reference_batches"):
+        BASiS(3, reference_batches=0)
+    with pytest.raises(ValueError, match="n_anchors"):
+        BASiS(3, n_anchors=5, extra_eigenvectors=2, batch_size=60).fit(X)

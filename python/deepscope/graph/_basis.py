@@ -316,11 +316,13 @@ def affine_ransac_align(
 def procrustes_align(source: Any, target: Any) -> Any:
     """Orthogonal Procrustes map: the rotation Q minimising ||S Q - T||_F.
 
+    For a wider source (K_s > K columns) Q has orthonormal columns.
+
     Returns the (K + 1, K) homogeneous form ``[Q; 0]`` so it is applied like
     the affine map, ``[V, 1] @ M``.
     """
     torch = _torch()
-    U, _, Vh = torch.linalg.svd(source.T @ target)
+    U, _, Vh = torch.linalg.svd(source.T @ target, full_matrices=False)
     Q = U @ Vh
     return torch.cat([Q, torch.zeros_like(Q[:1])], dim=0)
 
