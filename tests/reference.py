@@ -675,12 +675,24 @@ def orthogonality_reference(U: np.ndarray) -> float:
 # and anchor alignment (affine least squares, orthogonal Procrustes) in NumPy.
 
 
-def batch_eigenvectors_reference(X: np.ndarray, K: int, k: int, sig: int):
+def batch_eigenvectors_reference(
+    X: np.ndarray,
+    K: int,
+    k: int,
+    sig: int,
+    gaussian: bool = False,
+    kind: str = "symmetric",
+    first: int = 0,
+):
     idx, d2 = graph_knn_reference(X, X, k, True)
-    W = graph_affinity_reference(idx, d2, "self_tuning", sig - 1, "mean")
-    L = graph_laplacian_reference(W, "symmetric")
+    # Global Gaussian scale: the median sig-th neighbour distance.
+    g = float(np.median(np.sqrt(d2[:, sig - 1]))) if gaussian else 0.0
+    W = graph_affinity_reference(
+        idx, d2, "gaussian" if gaussian else "self_tuning", sig - 1, "mean", g
+    )
+    L = graph_laplacian_reference(W, kind)
     _, V = np.linalg.eigh(L)
-    return V[:, :K]
+    return V[:, first : first + K]
 
 
 def affine_lstsq_reference(S: np.ndarray, T: np.ndarray) -> np.ndarray:

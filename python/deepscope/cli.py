@@ -16,7 +16,8 @@ explains a classifier's prediction by per-point importance;
 ``deepscope evaluate`` prints accuracy, mCE and RmCE under the ModelNet-C
 corruptions; ``deepscope demo`` runs the robustness tour; ``deepscope ssl``
 evaluates graph semi-supervised learning; ``deepscope decompose`` splits
-images into class-distinct and class-agnostic parts (DXAI). Bad
+images into class-distinct and class-agnostic parts (DXAI); ``deepscope
+embed`` trains a learned spectral embedding (BASiS) and scores it. Bad
 arguments and unreadable inputs end with a one-line message and exit status
 2; a missing optional dependency ends with status 1.
 """
@@ -41,6 +42,7 @@ from deepscope._cli_cmd import add_cmd_command
 from deepscope._cli_conformity import add_conformity_command
 from deepscope._cli_decompose import add_decompose_command
 from deepscope._cli_demo import add_demo_command
+from deepscope._cli_embed import add_embed_command
 from deepscope._cli_evaluate import add_evaluate_command
 from deepscope._cli_explain import add_explain_command
 from deepscope._cli_ssl import add_ssl_command
@@ -188,6 +190,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_demo_command(commands)
     add_ssl_command(commands)
     add_decompose_command(commands)
+    add_embed_command(commands)
     return parser
 
 

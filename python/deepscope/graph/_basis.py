@@ -26,6 +26,7 @@ __all__ = [
     "SpectralNetEmbedding",
     "affine_ransac_align",
     "batch_eigenvectors",
+    "batch_laplacian",
     "procrustes_align",
     "select_anchors",
 ]
@@ -34,12 +35,42 @@ Array = Any
 
 ANCHOR_METHODS = ("kmeans++", "fps", "random", "stratified")
 ALIGNMENTS = ("ransac", "procrustes", "none")
+GRAPH_WEIGHTS = ("self_tuning", "gaussian")
+LAPLACIANS = ("symmetric", "combinatorial")
+
+
+#: Batches up to this size build their graph and eigenvectors on one thread:
+#: threads gain nothing there, and on a busy machine OpenMP / BLAS threads
+#: slowed a 265-point batch step about tenfold.
+SINGLE_THREAD_MAX_BATCH = 2048
+
+_THREADPOOLS: list[Any] = []
 
 
 def _torch() -> Any:
     import torch
 
     return torch
+
+
+def _threads_for(n: int) -> Any:
+    """A context limiting OpenMP / BLAS pools to one thread for small n."""
+    import contextlib
+
+    if n > SINGLE_THREAD_MAX_BATCH:
+        return contextlib.nullcontext()
+    if not _THREADPOOLS:
+        try:
+            import scipy.linalg  # noqa: F401  (load its BLAS before the scan)
+            from threadpoolctl import ThreadpoolController
+
+            _THREADPOOLS.append(ThreadpoolController())
+        except ImportError:  # optional: without it, threads stay as they are
+            _THREADPOOLS.append(None)
+    controller = _THREADPOOLS[0]
+    return (
+        contextlib.nullcontext() if controller is None else controller.limit(limits=1)
+    )
 
 
 def _features(X: Array, name: str) -> np.ndarray:
@@ -131,47 +162,104 @@ def select_anchors(
     return np.concatenate(out).astype(np.int64)
 
 
+def _check_graph_options(weight: str, laplacian: str) -> None:
+    if weight not in GRAPH_WEIGHTS:
+        raise ValueError(f"weight: expected one of {GRAPH_WEIGHTS}, got {weight!r}")
+    if laplacian not in LAPLACIANS:
+        raise ValueError(f"laplacian: expected one of {LAPLACIANS}, got {laplacian!r}")
+
+
+def batch_laplacian(
+    X: Array,
+    *,
+    n_neighbors: int = 10,
+    sigma_neighbor: int = 7,
+    weight: str = "self_tuning",
+    laplacian: str = "symmetric",
+) -> np.ndarray:
+    """Dense Laplacian of a batch's kNN graph (see :func:`batch_eigenvectors`).
+
+    Returns:
+        (B, B) float64 symmetric NumPy array.
+    """
+    from deepscope.graph._knn_graph import knn_graph
+    from deepscope.graph._laplacian import laplacian as graph_laplacian
+
+    _check_graph_options(weight, laplacian)
+    Xn = _features(X, "X")
+    b = Xn.shape[0]
+    if b < 2:
+        raise ValueError(f"X: expected at least 2 points, got {b}")
+    k = min(n_neighbors, b - 1)
+    with _threads_for(b):
+        g = knn_graph(Xn, k, weight=weight, sigma_neighbor=min(sigma_neighbor, k))
+        L = graph_laplacian(g.affinity, laplacian).laplacian.toarray()
+    return 0.5 * (L + L.T)
+
+
 def batch_eigenvectors(
     X: Array,
     n_components: int,
     *,
     n_neighbors: int = 10,
     sigma_neighbor: int = 7,
+    weight: str = "self_tuning",
+    laplacian: str = "symmetric",
+    drop_first: bool = False,
     device: Any = "cpu",
 ) -> Any:
-    """First eigenvectors of a batch's symmetric normalised kNN Laplacian.
+    """First eigenvectors of a batch's kNN graph Laplacian.
 
     Graph: :func:`deepscope.graph.knn_graph` with self-tuning weights
     exp(-d^2 / sigma_i^2) (sigma_i the distance to the ``sigma_neighbor``-th
-    neighbour), symmetrised as (W + W^T) / 2; Laplacian
-    I - D^-1/2 W D^-1/2; dense ``torch.linalg.eigh`` in float64.
+    neighbour) or one global Gaussian scale (``weight="gaussian"``: sigma the
+    median over points of the ``sigma_neighbor``-th neighbour distance),
+    symmetrised as (W + W^T) / 2; Laplacian I - D^-1/2 W D^-1/2
+    (``"symmetric"``) or D - W (``"combinatorial"``); dense
+    ``torch.linalg.eigh`` in float64.
 
     Args:
         X: (B, D) float features of the batch.
-        n_components: K eigenvectors kept, the trivial one included.
-        n_neighbors: k of the kNN graph (clipped to B - 1).
-        sigma_neighbor: neighbour that sets the self-tuning scale.
+        n_components: K eigenvectors returned.
+        n_neighbors: k of the kNN graph (clipped to B - 1), self excluded.
+        sigma_neighbor: neighbour that sets the kernel scale.
+        weight: ``"self_tuning"`` or ``"gaussian"``.
+        laplacian: ``"symmetric"`` or ``"combinatorial"``.
+        drop_first: skip the first (trivial) eigenvector, so the K returned
+            are eigenvectors 2..K+1.
         device: torch device of the eigendecomposition and the result.
 
     Returns:
         (B, K) float64 torch tensor of unit-norm eigenvectors, eigenvalues
         ascending (signs and rotations within degenerate spaces arbitrary).
     """
-    from deepscope.graph._knn_graph import knn_graph
-    from deepscope.graph._laplacian import laplacian
-
     torch = _torch()
     Xn = _features(X, "X")
     b = Xn.shape[0]
-    if not 1 <= n_components <= b:
-        raise ValueError(f"n_components: expected 1 <= K <= {b}, got {n_components}")
-    k = min(n_neighbors, b - 1)
-    g = knn_graph(Xn, k, weight="self_tuning", sigma_neighbor=min(sigma_neighbor, k))
-    L = laplacian(g.affinity, "symmetric").laplacian
-    Ld = torch.from_numpy(L.toarray()).to(device=device, dtype=torch.float64)
-    Ld = 0.5 * (Ld + Ld.T)
+    first = 1 if drop_first else 0
+    if not 1 <= n_components <= b - first:
+        raise ValueError(
+            f"n_components: expected 1 <= K <= {b - first}, got {n_components}"
+        )
+    L = batch_laplacian(
+        Xn,
+        n_neighbors=n_neighbors,
+        sigma_neighbor=sigma_neighbor,
+        weight=weight,
+        laplacian=laplacian,
+    )
+    if torch.device(device).type == "cpu":
+        # Only the wanted eigenvectors (LAPACK syevr on an index range).
+        from scipy.linalg import eigh
+
+        with _threads_for(b):
+            _, V = eigh(
+                L, subset_by_index=(first, first + n_components - 1), driver="evr"
+            )
+        return torch.from_numpy(np.ascontiguousarray(V))
+    Ld = torch.from_numpy(L).to(device=device, dtype=torch.float64)
     _, V = torch.linalg.eigh(Ld)
-    return V[:, :n_components]
+    return V[:, first : first + n_components]
 
 
 def _homogeneous(A: Any) -> Any:
@@ -226,11 +314,13 @@ def affine_ransac_align(
 def procrustes_align(source: Any, target: Any) -> Any:
     """Orthogonal Procrustes map: the rotation Q minimising ||S Q - T||_F.
 
+    For a wider source (K_s > K columns) Q has orthonormal columns.
+
     Returns the (K + 1, K) homogeneous form ``[Q; 0]`` so it is applied like
     the affine map, ``[V, 1] @ M``.
     """
     torch = _torch()
-    U, _, Vh = torch.linalg.svd(source.T @ target)
+    U, _, Vh = torch.linalg.svd(source.T @ target, full_matrices=False)
     Q = U @ Vh
     return torch.cat([Q, torch.zeros_like(Q[:1])], dim=0)
 
@@ -261,7 +351,11 @@ class _SpectralNetwork:
         n_iterations: int,
         device: Any,
         seed: int,
+        weight: str = "self_tuning",
+        laplacian: str = "symmetric",
+        drop_first: bool = False,
     ) -> None:
+        _check_graph_options(weight, laplacian)
         for name, v, lo in (
             ("n_components", n_components, 1),
             ("n_neighbors", n_neighbors, 1),
@@ -281,6 +375,9 @@ class _SpectralNetwork:
         self.n_iterations = int(n_iterations)
         self.device = device
         self.seed = check_seed(seed)
+        self.weight = weight
+        self.laplacian = laplacian
+        self.drop_first = bool(drop_first)
         self.model_: Any = None
         self.loss_history_: list[float] = []
 
@@ -290,16 +387,21 @@ class _SpectralNetwork:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             self.model_ = _mlp(d_in, self.hidden, self.n_components).to(self.device)
-        self.optimizer_ = torch.optim.Adam(self.model_.parameters(), lr=self.lr)
+        self.optimizer_ = torch.optim.Adam(
+            self.model_.parameters(), lr=self.lr, foreach=True
+        )
         self.rng_ = np.random.default_rng(self.seed)
         self.generator_ = torch.Generator().manual_seed(self.seed)
 
-    def _laplacian_eig(self, feats: np.ndarray) -> Any:
+    def _laplacian_eig(self, feats: np.ndarray, n_components: int = 0) -> Any:
         return batch_eigenvectors(
             feats,
-            self.n_components,
+            n_components or self.n_components,
             n_neighbors=self.n_neighbors,
             sigma_neighbor=self.sigma_neighbor,
+            weight=self.weight,
+            laplacian=self.laplacian,
+            drop_first=self.drop_first,
             device=self.device,
         )
 
@@ -317,10 +419,12 @@ class _SpectralNetwork:
             )
         if n < 2:
             raise ValueError(f"X: expected at least 2 points, got {n}")
-        if self.n_components > min(self.batch_size, n):
+        room = min(self.batch_size, n) - int(self.drop_first)
+        if self.n_components > room:
             raise ValueError(
-                f"n_components: expected <= min(batch_size, N) = "
-                f"{min(self.batch_size, n)}, got {self.n_components}"
+                f"n_components: expected <= min(batch_size, N)"
+                f"{' - 1' if self.drop_first else ''} = {room}, "
+                f"got {self.n_components}"
             )
         return Xn, G
 
@@ -387,7 +491,23 @@ class BASiS(_SpectralNetwork):
         ransac_iterations, ransac_samples, ransac_tolerance: RANSAC settings
             (published: 100, 20, 0.1 on unit-norm eigenvectors).
         n_neighbors: k of each batch graph; sigma_neighbor: neighbour of the
-            self-tuning scale (published: 10 and 7).
+            kernel scale (published: 10 and 7).
+        weight: ``"self_tuning"`` (per-point scale, default) or
+            ``"gaussian"`` (one scale per batch graph: the median
+            ``sigma_neighbor``-th neighbour distance; the published
+            three-moons setting).
+        laplacian: ``"symmetric"`` I - D^-1/2 W D^-1/2 (default) or
+            ``"combinatorial"`` D - W (the published three-moons setting).
+        drop_first: learn eigenvectors 2..K+1, skipping the trivial one
+            (the published three-moons setting).
+        extra_eigenvectors: m >= 0: each batch's alignment maps its first
+            K + m eigenvectors onto the K reference ones, so eigenvectors that
+            swap places across batches (near-degenerate eigenvalues around
+            the K-th) are still matched (0: the published method).
+        reference_batches: R >= 1: the reference anchor rows are the mean of
+            R batches' aligned anchor rows (the first batch's eigenvectors
+            and R - 1 more batches aligned to them), a less noisy reference
+            than one batch (1: the published method).
         batch_size: points per batch, anchors included.
         hidden: hidden widths of the ReLU MLP (published 256-512-512-256).
         lr: Adam learning rate; n_iterations: training steps.
@@ -412,6 +532,11 @@ class BASiS(_SpectralNetwork):
         ransac_tolerance: float = 0.1,
         n_neighbors: int = 10,
         sigma_neighbor: int = 7,
+        weight: str = "self_tuning",
+        laplacian: str = "symmetric",
+        drop_first: bool = False,
+        extra_eigenvectors: int = 0,
+        reference_batches: int = 1,
         batch_size: int = 512,
         hidden: tuple[int, ...] = (256, 512, 512, 256),
         lr: float = 1e-3,
@@ -429,6 +554,9 @@ class BASiS(_SpectralNetwork):
             n_iterations=n_iterations,
             device=device,
             seed=seed,
+            weight=weight,
+            laplacian=laplacian,
+            drop_first=drop_first,
         )
         if alignment not in ALIGNMENTS:
             raise ValueError(
@@ -438,6 +566,14 @@ class BASiS(_SpectralNetwork):
             raise ValueError(
                 f"anchors: expected one of {ANCHOR_METHODS}, got {anchors!r}"
             )
+        for name, v, lo in (
+            ("extra_eigenvectors", extra_eigenvectors, 0),
+            ("reference_batches", reference_batches, 1),
+        ):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+                raise ValueError(f"{name}: expected an int >= {lo}, got {v!r}")
+        self.extra_eigenvectors = int(extra_eigenvectors)
+        self.reference_batches = int(reference_batches)
         self.n_anchors = int(n_anchors)
         self.anchors = anchors
         self.alignment = alignment
@@ -459,14 +595,26 @@ class BASiS(_SpectralNetwork):
             )
         if self.alignment == "procrustes":
             return procrustes_align(source, target)
-        K = source.shape[1]
-        eye = torch.eye(K, dtype=source.dtype, device=source.device)
+        Ks, K = source.shape[1], target.shape[1]
+        eye = torch.eye(Ks, K, dtype=source.dtype, device=source.device)
         return torch.cat([eye, torch.zeros_like(eye[:1])], dim=0)
 
     def _aligned_targets(self, idx: np.ndarray) -> Any:
-        V = self._laplacian_eig(self.graph_features_[idx])
+        V = self._laplacian_eig(
+            self.graph_features_[idx], self.n_components + self.extra_eigenvectors
+        )
         M = self._align_map(V[: self.n_anchors_], self.reference_)
         return _homogeneous(V) @ M
+
+    def _consensus_reference(self, V0: Any) -> Any:
+        """Anchor rows averaged over ``reference_batches`` aligned batches."""
+        ref = V0[: self.n_anchors_].clone()
+        if self.reference_batches == 1:
+            return ref
+        total = ref.clone()
+        for _ in range(self.reference_batches - 1):
+            total += self._aligned_targets(self._draw_batch())[: self.n_anchors_]
+        return total / self.reference_batches
 
     def _draw_batch(self) -> np.ndarray:
         m = self.batch_size - self.n_anchors_
@@ -506,10 +654,11 @@ class BASiS(_SpectralNetwork):
                 )
             anchors = np.unique(anchors)
         a = anchors.size
-        if a < self.n_components + 1:
+        need = self.n_components + self.extra_eigenvectors + 1
+        if a < need:
             raise ValueError(
-                f"n_anchors: expected at least n_components + 1 = "
-                f"{self.n_components + 1} anchors, got {a}"
+                f"n_anchors: expected at least n_components + extra_eigenvectors"
+                f" + 1 = {need} anchors, got {a}"
             )
         if a >= min(self.batch_size, n):
             raise ValueError(
@@ -528,6 +677,7 @@ class BASiS(_SpectralNetwork):
         self.scale_ = math.sqrt(self.reference_batch_.size)
         V = self._laplacian_eig(G[self.reference_batch_])
         self.reference_ = V[:a].clone()
+        self.reference_ = self._consensus_reference(V)
         self.loss_history_ = []
         return self.partial_fit(X, self.n_iterations)
 
@@ -579,10 +729,46 @@ class BASiS(_SpectralNetwork):
             )
         self.graph_features_ = G
         with torch.no_grad():
-            V = self._laplacian_eig(G[self.reference_batch_])
+            V = self._laplacian_eig(
+                G[self.reference_batch_], self.n_components + self.extra_eigenvectors
+            )
             M = self._align_map(V[: self.n_anchors_], self.reference_)
             self.reference_ = (_homogeneous(V) @ M)[: self.n_anchors_].clone()
         return self
+
+    def aligned_eigenvectors(self, X: Array, anchor_rows: Array) -> np.ndarray:
+        """Exact eigenvectors of a point set's graph, mapped into the learned space.
+
+        The graph of all of X is built like a batch graph (dense: meant for
+        evaluation sets of a few thousand points), its eigenvectors are
+        mapped onto the reference space through the rows of X that hold the
+        training anchors (with the configured alignment), and scaled like
+        the training targets. This is the target the network's
+        ``transform(X)`` approximates (the published Grassmann score compares
+        the two).
+
+        Args:
+            X: (M, Dg) graph features of the evaluation points.
+            anchor_rows: (A,) rows of X holding the anchors, in the order
+                of ``anchors_``.
+
+        Returns:
+            (M, K) float64 NumPy array.
+        """
+        torch = _torch()
+        if self.model_ is None:
+            raise RuntimeError("not fitted: call fit first")
+        Xn = _features(X, "X")
+        rows = np.asarray(to_numpy(anchor_rows), dtype=np.int64).ravel()
+        if rows.size != self.n_anchors_ or rows.min() < 0 or rows.max() >= len(Xn):
+            raise ValueError(
+                f"anchor_rows: expected {self.n_anchors_} row indices in "
+                f"[0, {len(Xn)}), got {rows}"
+            )
+        with torch.no_grad():
+            V = self._laplacian_eig(Xn, self.n_components + self.extra_eigenvectors)
+            M = self._align_map(V[torch.from_numpy(rows)], self.reference_)
+            return (_homogeneous(V) @ M * self.scale_).cpu().numpy()
 
     def transform(self, X: Array) -> Any:
         """Embeds (out-of-sample) points.
@@ -610,7 +796,8 @@ class SpectralNetEmbedding(_SpectralNetwork):
     fixed as in the original SpectralNet let the output shrink and collapse
     to rank ~1 in our runs. ``transform`` applies the last batch's weights.
 
-    Args: as :class:`BASiS` (no anchors / alignment), plus ``jitter``.
+    Args: as :class:`BASiS` (no anchors, alignment or ``drop_first``), plus
+    ``jitter``.
     """
 
     def __init__(
@@ -619,6 +806,8 @@ class SpectralNetEmbedding(_SpectralNetwork):
         *,
         n_neighbors: int = 10,
         sigma_neighbor: int = 7,
+        weight: str = "self_tuning",
+        laplacian: str = "symmetric",
         batch_size: int = 512,
         hidden: tuple[int, ...] = (256, 512, 512, 256),
         lr: float = 1e-3,
@@ -637,6 +826,8 @@ class SpectralNetEmbedding(_SpectralNetwork):
             n_iterations=n_iterations,
             device=device,
             seed=seed,
+            weight=weight,
+            laplacian=laplacian,
         )
         if not jitter > 0:
             raise ValueError(f"jitter: expected > 0, got {jitter}")
@@ -654,15 +845,14 @@ class SpectralNetEmbedding(_SpectralNetwork):
         ).float()
 
     def _laplacian(self, feats: np.ndarray) -> Any:
-        from deepscope.graph._knn_graph import knn_graph
-        from deepscope.graph._laplacian import laplacian
-
         torch = _torch()
-        k = min(self.n_neighbors, feats.shape[0] - 1)
-        g = knn_graph(
-            feats, k, weight="self_tuning", sigma_neighbor=min(self.sigma_neighbor, k)
+        L = batch_laplacian(
+            feats,
+            n_neighbors=self.n_neighbors,
+            sigma_neighbor=self.sigma_neighbor,
+            weight=self.weight,
+            laplacian=self.laplacian,
         )
-        L = laplacian(g.affinity, "symmetric").laplacian.toarray()
         return torch.as_tensor(L, dtype=torch.float32, device=self.device)
 
     def fit(

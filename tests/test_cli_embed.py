@@ -1,0 +1,97 @@
+# Tests for the `deepscope embed` command (learned spectral embeddings).
+# SPDX-License-Identifier: MIT
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from deepscope.cli import main
+
+pytest.importorskip("torch")
+pytest.importorskip("sklearn")
+pytest.importorskip("matplotlib")
+
+
+def test_embed_json_and_png(tmp_path, capsys):
+    png = tmp_path / "view.png"
+    argv = [
+        "embed",
+        "--threads",
+        "1",
+        "-n",
+        "400",
+        "--iterations",
+        "30",
+        "--batch-size",
+        "160",
+    ]
+    argv += ["--anchors", "60", "-k", "5", "--png", str(png), "--json"]
+    assert main(argv) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["dataset"] == "digits"
+    assert rep["method"] == "basis"
+    assert rep["n_points"] == 400
+    assert rep["components"] == 5
+    assert 0.3 < rep["nmi"] <= 1.0
+    assert 0.0 <= rep["grassmann_to_exact"] <= 5.0
+    assert rep["orthogonality"] >= 0.0
+    assert rep["transform_points_per_s"] > 0
+    assert rep["png"] == str(png)
+    assert png.stat().st_size > 5000
+
+
+def test_embed_spectralnet_table(tmp_path, capsys):
+    png = tmp_path / "sn.png"
+    argv = [
+        "embed",
+        "--threads",
+        "1",
+        "--method",
+        "spectralnet",
+        "-n",
+        "300",
+        "--iterations",
+        "20",
+    ]
+    argv += ["--batch-size", "150", "-k", "4", "--png", str(png)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "spectralnet on digits: N = 300" in out
+    assert "NMI" in out
+    assert "Grassmann to exact" in out
+    assert f"wrote {png}" in out
+
+
+def test_embed_three_moons_paper_setting(capsys):
+    argv = [
+        "embed",
+        "--threads",
+        "1",
+        "--dataset",
+        "three-moons",
+        "-n",
+        "500",
+        "--iterations",
+        "40",
+    ]
+    argv += ["--batch-size", "200", "--no-png", "--json"]
+    assert main(argv) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["components"] == 2
+    assert rep["n_points"] == 498  # 9 anchors + 3 x 163
+    assert rep["nmi"] > 0.8
+    assert "png" not in rep
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["embed", "--iterations", "0"], "--iterations"),
+        (["embed", "-n", "1"], "-n"),
+        (["embed", "-k", "0"], "--components"),
+    ],
+)
+def test_embed_bad_arguments(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
