@@ -247,7 +247,7 @@ def _run_embed(args: argparse.Namespace) -> int:
                 seed=args.seed,
             )
     t0 = time.perf_counter()
-    model.fit(X, y)
+    model.fit(X, y, progress=True)
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     E = model.transform(X)

@@ -15,11 +15,12 @@ minimises the Rayleigh quotient trace(Y^T L Y) of an orthonormalised output
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import numpy as np
 
-from deepscope._arrays import check_count, check_seed, to_numpy
+from deepscope._arrays import check_count, check_seed, flag, to_numpy
 
 __all__ = [
     "BASiS",
@@ -336,6 +337,17 @@ def _mlp(d_in: int, hidden: tuple[int, ...], d_out: int) -> Any:
     return torch.nn.Sequential(*layers)
 
 
+def _steps(n: int, progress: bool, desc: str) -> Any:
+    """``range(n)``, under a tqdm bar on stderr when ``progress`` is true."""
+    if not flag(progress, "progress"):
+        return range(n)
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        return range(n)
+    return tqdm(range(n), desc=desc, unit="step", file=sys.stderr, leave=False)
+
+
 class _SpectralNetwork:
     """Shared training machinery: network, batches, batch Laplacians, transform."""
 
@@ -623,7 +635,12 @@ class BASiS(_SpectralNetwork):
 
     # -- public API ------------------------------------------------------
     def fit(
-        self, X: Array, y: Array | None = None, *, graph_features: Array | None = None
+        self,
+        X: Array,
+        y: Array | None = None,
+        *,
+        graph_features: Array | None = None,
+        progress: bool = False,
     ) -> BASiS:
         """Trains the network from scratch.
 
@@ -632,6 +649,7 @@ class BASiS(_SpectralNetwork):
             y: (N,) labels; used only by ``anchors="stratified"``.
             graph_features: (N, Dg) features the batch graphs are built on;
                 default X.
+            progress: show a progress bar (tqdm, on stderr).
 
         Returns:
             self.
@@ -679,14 +697,17 @@ class BASiS(_SpectralNetwork):
         self.reference_ = V[:a].clone()
         self.reference_ = self._consensus_reference(V)
         self.loss_history_ = []
-        return self.partial_fit(X, self.n_iterations)
+        return self.partial_fit(X, self.n_iterations, progress=progress)
 
-    def partial_fit(self, X: Array, n_iterations: int | None = None) -> BASiS:
+    def partial_fit(
+        self, X: Array, n_iterations: int | None = None, *, progress: bool = False
+    ) -> BASiS:
         """Continues training for ``n_iterations`` steps (default all).
 
         Args:
             X: (N, D) the training inputs given to ``fit``.
             n_iterations: steps to run.
+            progress: show a progress bar (tqdm, on stderr).
         """
         torch = _torch()
         if self.model_ is None:
@@ -697,7 +718,7 @@ class BASiS(_SpectralNetwork):
                 f"X: expected the fit inputs {self.fit_shape_}, got {Xn.shape}"
             )
         steps = self.n_iterations if n_iterations is None else int(n_iterations)
-        for _ in range(steps):
+        for _ in _steps(steps, progress, "BASiS"):
             idx = self._draw_batch()
             with torch.no_grad():
                 T = (self._aligned_targets(idx) * self.scale_).float()
@@ -856,9 +877,14 @@ class SpectralNetEmbedding(_SpectralNetwork):
         return torch.as_tensor(L, dtype=torch.float32, device=self.device)
 
     def fit(
-        self, X: Array, y: Array | None = None, *, graph_features: Array | None = None
+        self,
+        X: Array,
+        y: Array | None = None,
+        *,
+        graph_features: Array | None = None,
+        progress: bool = False,
     ) -> SpectralNetEmbedding:
-        """Trains from scratch (``y`` is ignored)."""
+        """Trains from scratch (``y`` is ignored; ``progress`` shows a tqdm bar)."""
         torch = _torch()
         Xn, G = self._check_fit_input(X, graph_features)
         n = Xn.shape[0]
@@ -867,7 +893,7 @@ class SpectralNetEmbedding(_SpectralNetwork):
         self.loss_history_ = []
         bs = min(self.batch_size, n)
         self.ortho_ = None
-        for _ in range(self.n_iterations):
+        for _ in _steps(self.n_iterations, progress, "SpectralNet"):
             idx = self.rng_.choice(n, bs, replace=False)
             L = self._laplacian(G[idx])
             out = self._forward(Xn[idx])
