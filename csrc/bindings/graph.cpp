@@ -81,7 +81,8 @@ void refine_block(std::uintptr_t gram, std::uintptr_t row_norms,
                   std::int64_t col_stride, std::int64_t row_offset,
                   std::int64_t col_offset, std::int64_t k, bool exclude_self,
                   std::int64_t dim, std::uintptr_t slack, std::uintptr_t query,
-                  std::uintptr_t reference, std::uintptr_t top_idx,
+                  std::uintptr_t reference, std::uintptr_t row_ids,
+                  std::uintptr_t col_ids, std::uintptr_t top_idx,
                   std::uintptr_t top_d2, std::uintptr_t checked,
                   const std::string& dtype, int device_index) {
   DS_CHECK_ARG(device_index < 0,
@@ -100,6 +101,7 @@ void refine_block(std::uintptr_t gram, std::uintptr_t row_norms,
         b, dim, as_ptr<const scalar_t>(gram), as_ptr<const scalar_t>(row_norms),
         as_ptr<const scalar_t>(col_norms), as_ptr<const double>(slack),
         as_ptr<const scalar_t>(query), as_ptr<const scalar_t>(reference),
+        as_ptr<const std::int64_t>(row_ids), as_ptr<const std::int64_t>(col_ids),
         as_ptr<std::int64_t>(top_idx), as_ptr<double>(top_d2),
         as_ptr<std::int64_t>(checked));
   });
@@ -195,7 +197,8 @@ void bind_graph(py::module_& m) {
         py::arg("row_stride"), py::arg("col_stride"), py::arg("row_offset"),
         py::arg("col_offset"), py::arg("k"), py::arg("exclude_self"),
         py::arg("dim"), py::arg("slack"), py::arg("query"),
-        py::arg("reference"), py::arg("top_idx"), py::arg("top_d2"),
+        py::arg("reference"), py::arg("row_ids"), py::arg("col_ids"),
+        py::arg("top_idx"), py::arg("top_d2"),
         py::arg("checked"), py::arg("dtype"), py::arg("device_index"),
         py::call_guard<py::gil_scoped_release>(),
         "Exact kNN refinement over a lower-bound Gram block (knn_select.h).");

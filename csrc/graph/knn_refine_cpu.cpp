@@ -22,9 +22,11 @@ constexpr std::int64_t kRowChunk = 256;
 constexpr int kLanes = 8;
 constexpr std::size_t kFlushAt = 64;
 
-// A candidate pair: block-local row, global reference index.
+// A candidate pair: block-local row, its original query index, and the
+// original reference index.
 struct Pair {
   std::int64_t row;
+  std::int64_t qid;
   std::int64_t col;
 };
 
@@ -126,6 +128,115 @@ void exact_lanes(const T* const* a, const T* const* b, std::int64_t dim,
   exact_lanes_scalar(a, b, dim, out);
 }
 
+
+// Candidate scans: positions whose lower bound may pass the threshold.
+// They only preselect; every hit is re-tested by the exact scalar rule.
+constexpr std::int64_t kScan = 256;
+
+template <typename T>
+std::int64_t hits_row_scalar(const T* g, double rn, const T* cn, double thr,
+                             std::int64_t len, std::int64_t* out) {
+  std::int64_t h = 0;
+  for (std::int64_t j = 0; j < len; ++j) {
+    const double lb = (rn + static_cast<double>(cn[j])) -
+                      2.0 * static_cast<double>(g[j]);
+    if (lb <= thr) out[h++] = j;
+  }
+  return h;
+}
+
+template <typename T>
+std::int64_t hits_col_scalar(const T* g, const double* rn, double cn,
+                             const double* thr, std::int64_t len,
+                             std::int64_t* out) {
+  std::int64_t h = 0;
+  for (std::int64_t t = 0; t < len; ++t) {
+    const double lb = (rn[t] + cn) - 2.0 * static_cast<double>(g[t]);
+    if (lb <= thr[t]) out[h++] = t;
+  }
+  return h;
+}
+
+#ifdef DS_HAVE_AVX2_PATH
+__attribute__((target("avx2"))) inline __m256d load4(const float* x) {
+  return _mm256_cvtps_pd(_mm_loadu_ps(x));
+}
+
+__attribute__((target("avx2"))) inline __m256d load4(const double* x) {
+  return _mm256_loadu_pd(x);
+}
+
+// Row-major block row: lb_j = (rn + cn_j) - 2 g_j against one threshold.
+template <typename T>
+__attribute__((target("avx2"))) std::int64_t hits_row_avx2(
+    const T* g, double rn, const T* cn, double thr, std::int64_t len,
+    std::int64_t* out) {
+  const __m256d vrn = _mm256_set1_pd(rn);
+  const __m256d vthr = _mm256_set1_pd(thr);
+  const __m256d two = _mm256_set1_pd(2.0);
+  std::int64_t h = 0, j = 0;
+  for (; j + 4 <= len; j += 4) {
+    const __m256d lb = _mm256_sub_pd(_mm256_add_pd(vrn, load4(cn + j)),
+                                     _mm256_mul_pd(two, load4(g + j)));
+    int mask = _mm256_movemask_pd(_mm256_cmp_pd(lb, vthr, _CMP_LE_OQ));
+    while (mask) {
+      const int b = __builtin_ctz(mask);
+      out[h++] = j + b;
+      mask &= mask - 1;
+    }
+  }
+  const std::int64_t tail =
+      hits_row_scalar(g + j, rn, cn + j, thr, len - j, out + h);
+  for (std::int64_t e = h; e < h + tail; ++e) out[e] += j;
+  return h + tail;
+}
+
+// Transposed block column: lb_t = (rn_t + cn) - 2 g_t against thr_t.
+template <typename T>
+__attribute__((target("avx2"))) std::int64_t hits_col_avx2(
+    const T* g, const double* rn, double cn, const double* thr,
+    std::int64_t len, std::int64_t* out) {
+  const __m256d vcn = _mm256_set1_pd(cn);
+  const __m256d two = _mm256_set1_pd(2.0);
+  std::int64_t h = 0, t = 0;
+  for (; t + 4 <= len; t += 4) {
+    const __m256d lb = _mm256_sub_pd(_mm256_add_pd(_mm256_loadu_pd(rn + t), vcn),
+                                     _mm256_mul_pd(two, load4(g + t)));
+    int mask = _mm256_movemask_pd(
+        _mm256_cmp_pd(lb, _mm256_loadu_pd(thr + t), _CMP_LE_OQ));
+    while (mask) {
+      const int b = __builtin_ctz(mask);
+      out[h++] = t + b;
+      mask &= mask - 1;
+    }
+  }
+  const std::int64_t tail =
+      hits_col_scalar(g + t, rn + t, cn, thr + t, len - t, out + h);
+  for (std::int64_t e = h; e < h + tail; ++e) out[e] += t;
+  return h + tail;
+}
+#endif
+
+template <typename T>
+std::int64_t hits_row(const T* g, double rn, const T* cn, double thr,
+                      std::int64_t len, std::int64_t* out) {
+#ifdef DS_HAVE_AVX2_PATH
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx2) return hits_row_avx2(g, rn, cn, thr, len, out);
+#endif
+  return hits_row_scalar(g, rn, cn, thr, len, out);
+}
+
+template <typename T>
+std::int64_t hits_col(const T* g, const double* rn, double cn,
+                      const double* thr, std::int64_t len, std::int64_t* out) {
+#ifdef DS_HAVE_AVX2_PATH
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx2) return hits_col_avx2(g, rn, cn, thr, len, out);
+#endif
+  return hits_col_scalar(g, rn, cn, thr, len, out);
+}
+
 // Computes the exact distances of the buffered pairs and merges them.
 template <typename T>
 void flush(std::vector<Pair>& pairs, const TopkBlock& b, std::int64_t dim,
@@ -139,7 +250,7 @@ void flush(std::vector<Pair>& pairs, const TopkBlock& b, std::int64_t dim,
     double d[kLanes];
     for (int t = 0; t < kLanes; ++t) {
       const Pair& q = pairs[std::min(p0 + t, count - 1)];
-      a[t] = query + (b.row_offset + q.row) * dim;
+      a[t] = query + q.qid * dim;
       r[t] = reference + q.col * dim;
     }
     exact_lanes(a, r, dim, d);
@@ -158,6 +269,7 @@ template <typename T>
 void refine_block_cpu(const TopkBlock& b, std::int64_t dim, const T* gram,
                       const T* row_norms, const T* col_norms,
                       const double* slack, const T* query, const T* reference,
+                      const std::int64_t* row_ids, const std::int64_t* col_ids,
                       std::int64_t* top_idx, double* top_d2,
                       std::int64_t* checked) {
   DS_CHECK_ARG(b.pool >= 1, "k: expected >= 1, got " << b.pool);
@@ -190,25 +302,50 @@ void refine_block_cpu(const TopkBlock& b, std::int64_t dim, const T* gram,
         const double lb = (rn[t] + static_cast<double>(col_norms[j])) - 2.0 * g;
         if (!(lb <= thr[t])) return;
         const std::int64_t row = r0 + t;
-        const std::int64_t global = b.col_offset + j;
-        if (b.exclude_self && b.row_offset + row == global) return;
+        const std::int64_t cpos = b.col_offset + j;
+        const std::int64_t global = col_ids != nullptr ? col_ids[cpos] : cpos;
+        const std::int64_t rpos = b.row_offset + row;
+        const std::int64_t qid = row_ids != nullptr ? row_ids[rpos] : rpos;
+        if (b.exclude_self && qid == global) return;
         if (in_list(top_idx + row * k, k, global)) return;
-        pairs.push_back(Pair{row, global});
+        pairs.push_back(Pair{row, qid, global});
       };
+      std::int64_t hit[kScan];
       if (b.row_stride == 1 && b.col_stride != 1) {
         // Transposed block: sweep columns over the chunk's contiguous rows.
         for (std::int64_t j = 0; j < b.cols; ++j) {
           const T* g = gram + j * b.col_stride + r0;
-          for (std::int64_t t = 0; t < len; ++t) {
-            test(t, j, static_cast<double>(g[t]));
+          const double cn = static_cast<double>(col_norms[j]);
+          const std::int64_t h = hits_col(g, rn, cn, thr, len, hit);
+          for (std::int64_t e = 0; e < h; ++e) {
+            test(hit[e], j, static_cast<double>(g[hit[e]]));
           }
           if (pairs.size() >= kFlushAt) {
             flush(pairs, b, dim, query, reference, top_idx, top_d2, checked);
             refresh();
           }
         }
+      } else if (b.col_stride == 1) {
+        // Row-major block: one row at a time, columns in spans.
+        for (std::int64_t t = 0; t < len; ++t) {
+          const T* g = gram + (r0 + t) * b.row_stride;
+          for (std::int64_t j0 = 0; j0 < b.cols; j0 += kScan) {
+            const std::int64_t span = std::min(kScan, b.cols - j0);
+            const std::int64_t h =
+                hits_row(g + j0, rn[t], col_norms + j0, thr[t], span, hit);
+            for (std::int64_t e = 0; e < h; ++e) {
+              const std::int64_t j = j0 + hit[e];
+              test(t, j, static_cast<double>(g[j]));
+            }
+            if (pairs.size() >= kFlushAt) {
+              flush(pairs, b, dim, query, reference, top_idx, top_d2,
+                    checked);
+              refresh();
+            }
+          }
+        }
       } else {
-        // Row-major block: one row at a time.
+        // General strides.
         for (std::int64_t t = 0; t < len; ++t) {
           const T* g = gram + (r0 + t) * b.row_stride;
           for (std::int64_t j = 0; j < b.cols; ++j) {
@@ -229,7 +366,8 @@ void refine_block_cpu(const TopkBlock& b, std::int64_t dim, const T* gram,
 #define DS_INSTANTIATE(T)                                                      \
   template void refine_block_cpu<T>(const TopkBlock&, std::int64_t, const T*,  \
                                     const T*, const T*, const double*,         \
-                                    const T*, const T*, std::int64_t*,         \
+                                    const T*, const T*, const std::int64_t*,   \
+                                    const std::int64_t*, std::int64_t*,        \
                                     double*, std::int64_t*);
 DS_INSTANTIATE(float)
 DS_INSTANTIATE(double)

@@ -89,13 +89,18 @@ void rerank_pool_cpu(const RerankArgs& a, const T* query, const T* reference,
 //
 // Inputs: gram / row_norms / col_norms as for stage 1 (b.pool is k here);
 //   slack (rows,) float64 (NaN skips the row); query (M, dim) and
-//   reference (N, dim) the original points, dtype T, indexed globally.
+//   reference (N, dim) the original points, dtype T. row_ids / col_ids
+//   (optional, may be null) map the block's global positions
+//   (row_offset + i, col_offset + j) to the original point indices when the
+//   embeddings were permuted; lists, ties and self-exclusion use the
+//   original indices.
 // In/out: top_idx (rows, k) int64 and top_d2 (rows, k) float64 of the
 //   block's rows; checked (rows,) int64 counts the exact distances computed.
 template <typename T>
 void refine_block_cpu(const TopkBlock& b, std::int64_t dim, const T* gram,
                       const T* row_norms, const T* col_norms,
                       const double* slack, const T* query, const T* reference,
+                      const std::int64_t* row_ids, const std::int64_t* col_ids,
                       std::int64_t* top_idx, double* top_d2,
                       std::int64_t* checked);
 

@@ -7,7 +7,11 @@ Low-dimensional points (D <= 8) go through the kd-tree of
 Gram blocks from BLAS / cuBLAS (``torch.mm``) merged into per-row candidate
 pools by a fused top-k kernel, then an exact float64 re-ranking of every
 pool with a rounding certificate; the few rows the certificate cannot prove
-are redone by an exact search. No dense N x N matrix is ever held.
+are redone by an exact search. Large CPU self-searches in many dimensions
+use the projected search instead (:func:`_projected_search`): Gram blocks of
+a (p + 1)-dimensional embedding whose distances are lower bounds, and exact
+float64 distances only where a bound cannot exclude a point; the results
+are the same bits. No dense N x N matrix is ever held.
 """
 
 from __future__ import annotations
@@ -31,13 +35,13 @@ KD_TREE_MAX_DIM = 8
 # this many query x reference pairs; PROJECTED_DIM principal directions (at
 # most a quarter of the dimension), the basis fitted on BASIS_SAMPLE rows.
 PROJECTED_MIN_DIM = 64
-PROJECTED_MIN_PAIRS = 8192 * 8192
+PROJECTED_MIN_PAIRS = 30000 * 30000
 PROJECTED_DIM = 96
 BASIS_SAMPLE = 8192
 # Gram blocks of the projected search stay cache-sized: they are narrow.
 PROJECTED_BLOCK = 4096
 # Whether the automatic choice may pick the projected search.
-PROJECTED_AUTO = False
+PROJECTED_AUTO = True
 
 _WEIGHTS = {
     "connectivity": 0,
@@ -401,9 +405,16 @@ def _projected_search(
     mean = rt.sum(0, dtype=f64) / n
     step = max(1, n // BASIS_SAMPLE)
     sample = rt[::step][:BASIS_SAMPLE].to(f64) - mean
-    cov = (sample.to(dtype).T @ sample.to(dtype)).to(f64)
-    _, vecs = torch.linalg.eigh(0.5 * (cov + cov.T))
-    V, _ = torch.linalg.qr(vecs[:, -p:].flip(1).contiguous())
+    s32 = sample.to(torch.float32)
+    cov = (s32.T @ s32).to(f64)
+    # Seeded subspace iteration (a full D x D eigh is slow on a busy CPU),
+    # Rayleigh-Ritz, then QR: any orthonormal basis keeps the bound.
+    gen = torch.Generator().manual_seed(0)
+    basis = torch.randn(dim, min(dim, p + 8), generator=gen, dtype=f64)
+    for _ in range(2):
+        basis, _ = torch.linalg.qr(cov @ basis)
+    _, rot = torch.linalg.eigh(basis.T @ cov @ basis)
+    V, _ = torch.linalg.qr((basis @ rot[:, -p:].flip(1)).contiguous())
     ortho = float(torch.linalg.matrix_norm(V.T @ V - torch.eye(p, dtype=f64), 2))
 
     def embed(x: Any) -> tuple[Any, Any]:
@@ -432,6 +443,10 @@ def _projected_search(
     slack = (rel * (qn64 + rn64.max())).contiguous()
 
     available = n - 1 if exclude_self else n
+    if r is q and m > block:
+        return _projected_self_search(
+            qt, qe, qn, slack, k, block, q.dtype, exclude_self, p
+        )
     pool = min(available, 2 * k + 8)
     pool_idx = torch.full((m, pool), -1, dtype=torch.int64)
     pool_d2 = torch.full((m, pool), math.inf, dtype=f64)
@@ -522,6 +537,8 @@ def _projected_search(
                 row_slack[rows.start : rows.stop].data_ptr(),
                 qsrc.data_ptr(),
                 rsrc.data_ptr(),
+                0,
+                0,
                 top_idx[rows.start : rows.stop].data_ptr(),
                 top_d2[rows.start : rows.stop].data_ptr(),
                 checked[rows.start : rows.stop].data_ptr(),
@@ -536,6 +553,161 @@ def _projected_search(
         _LAST_STATS.update(certified=m, exact_checks=0)
     _LAST_STATS.update(projected_dim=p, pool=pool)
     return top_idx.numpy(), top_d2.numpy()
+
+
+def _cluster_order(E: Any, groups: int, seed: int = 0) -> np.ndarray:
+    """A permutation that places similar embedded points next to each other.
+
+    A few Lloyd iterations on the leading 16 embedding coordinates; points
+    are then sorted (stably) by cluster. Only the speed of the projected
+    search depends on it, never the result.
+    """
+    Z = np.ascontiguousarray(E[:, : min(16, E.shape[1])].numpy(), dtype=np.float32)
+    n = Z.shape[0]
+    groups = max(1, min(groups, n))
+    centres = Z[np.linspace(0, n - 1, groups).astype(np.int64)].copy()
+    labels = np.zeros(n, np.int64)
+    for _ in range(6):
+        zn = (Z * Z).sum(1)[:, None]
+        cn = (centres * centres).sum(1)[None, :]
+        labels = np.argmin(zn + cn - 2.0 * (Z @ centres.T), axis=1)
+        sums = np.zeros_like(centres)
+        np.add.at(sums, labels, Z)
+        counts = np.bincount(labels, minlength=groups)[:, None]
+        centres = np.where(counts > 0, sums / np.maximum(counts, 1), centres)
+    return np.argsort(labels, kind="stable").astype(np.int64)
+
+
+def _projected_self_search(
+    xt: Any,
+    E: Any,
+    En: Any,
+    slack: Any,
+    k: int,
+    block: int,
+    dtype_name: str,
+    exclude_self: bool,
+    p: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One-pass projected self-search.
+
+    The embedded points are permuted so that each block gathers similar
+    points (:func:`_cluster_order`). Each row's exact list starts from its
+    own diagonal block (best lower bounds there, re-ranked exactly), which
+    gives a tight threshold; one sweep over all Gram blocks (each computed
+    once) then refines every list exactly as in the two-pass search. Lists,
+    ties and self-exclusion use the original indices throughout.
+    """
+    import torch
+
+    core = _core()
+    m = xt.shape[0]
+    dim = xt.shape[1]
+    f64 = torch.float64
+    perm_np = _cluster_order(E, -(-m // block) * 2)
+    perm = torch.from_numpy(perm_np)
+    Ep = E[perm].contiguous()
+    Enp = En[perm].contiguous()
+    slack_p = slack[perm].contiguous()
+    xsrc = xt.contiguous()
+
+    # Initial lists from the diagonal blocks (pools re-ranked exactly).
+    top_idx = torch.empty((m, k), dtype=torch.int64)
+    top_d2 = torch.empty((m, k), dtype=f64)
+    for r0 in range(0, m, block):
+        r1 = min(m, r0 + block)
+        rows = r1 - r0
+        pool = max(k, min(2 * k + 8, rows - 1))
+        pool_idx = torch.full((rows, pool), -1, dtype=torch.int64)
+        pool_d2 = torch.full((rows, pool), math.inf, dtype=f64)
+        gram = torch.mm(Ep[r0:r1], Ep[r0:r1].T)
+        core.topk_block_update(
+            gram.data_ptr(),
+            Enp[r0:r1].data_ptr(),
+            Enp[r0:r1].data_ptr(),
+            rows,
+            rows,
+            rows,
+            1,
+            r0,
+            r0,
+            pool,
+            bool(exclude_self),
+            pool_idx.data_ptr(),
+            pool_d2.data_ptr(),
+            dtype_name,
+            -1,
+            0,
+        )
+        valid = pool_idx >= 0
+        pool_idx = torch.where(valid, perm[pool_idx.clamp(min=0)], pool_idx)
+        qrows = xsrc[perm[r0:r1]].contiguous()
+        cert = torch.empty((rows,), dtype=torch.int64)
+        core.rerank_pool(
+            qrows.data_ptr(),
+            xsrc.data_ptr(),
+            rows,
+            dim,
+            pool,
+            k,
+            pool_idx.data_ptr(),
+            pool_d2.data_ptr(),
+            slack_p[r0:r1].data_ptr(),
+            top_idx[r0:r1].data_ptr(),
+            top_d2[r0:r1].data_ptr(),
+            cert.data_ptr(),
+            dtype_name,
+            -1,
+            0,
+        )
+
+    # One sweep: each Gram block refines both of its row ranges.
+    checked = torch.zeros((m,), dtype=torch.int64)
+
+    def refine(gram: Any, rows: range, cols: range, transposed: bool) -> None:
+        rs, cs = (1, len(rows)) if transposed else (len(cols), 1)
+        core.refine_block(
+            gram.data_ptr(),
+            Enp[rows.start : rows.stop].data_ptr(),
+            Enp[cols.start : cols.stop].data_ptr(),
+            len(rows),
+            len(cols),
+            rs,
+            cs,
+            rows.start,
+            cols.start,
+            k,
+            bool(exclude_self),
+            dim,
+            slack_p[rows.start : rows.stop].data_ptr(),
+            xsrc.data_ptr(),
+            xsrc.data_ptr(),
+            perm.data_ptr(),
+            perm.data_ptr(),
+            top_idx[rows.start : rows.stop].data_ptr(),
+            top_d2[rows.start : rows.stop].data_ptr(),
+            checked[rows.start : rows.stop].data_ptr(),
+            dtype_name,
+            -1,
+        )
+
+    for i0 in range(0, m, block):
+        rows = range(i0, min(m, i0 + block))
+        for j0 in range(i0, m, block):
+            cols = range(j0, min(m, j0 + block))
+            gram = torch.mm(Ep[rows.start : rows.stop], Ep[cols.start : cols.stop].T)
+            refine(gram, rows, cols, False)
+            if j0 != i0:
+                refine(gram, cols, rows, True)
+
+    _LAST_STATS.update(
+        certified=0, exact_checks=int(checked.sum()), projected_dim=p, pool=k
+    )
+    out_idx = np.empty((m, k), np.int64)
+    out_d2 = np.empty((m, k), np.float64)
+    out_idx[perm_np] = top_idx.numpy()
+    out_d2[perm_np] = top_d2.numpy()
+    return out_idx, out_d2
 
 
 # Counters of the last projected search (for benchmarks).
