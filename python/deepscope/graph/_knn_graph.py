@@ -36,7 +36,7 @@ KD_TREE_MAX_DIM = 8
 # most a quarter of the dimension), the basis fitted on BASIS_SAMPLE rows.
 PROJECTED_MIN_DIM = 64
 PROJECTED_MIN_PAIRS = 30000 * 30000
-PROJECTED_DIM = 96
+PROJECTED_DIM = 128
 BASIS_SAMPLE = 8192
 # Gram blocks of the projected search stay cache-sized: they are narrow.
 PROJECTED_BLOCK = 4096
@@ -132,6 +132,8 @@ def feature_knn(
             a self-search; only valid for one. Exact duplicates at other
             indices stay neighbours at distance 0.
         block_size: rows / columns per Gram block of the blocked search.
+            Large CPU searches (D >= 64, M N >= 30000^2) use the projected
+            lower-bound search instead, with identical results.
 
     Returns:
         KNNResult ``(indices, distances, counts)``: (M, k) int64 ascending
