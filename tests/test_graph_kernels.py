@@ -259,3 +259,23 @@ def test_laplacian_cuda_asymmetric_and_invalid():
         laplacian(torch.full((2, 2), float("nan"), device="cuda"))
     empty = sp.csr_matrix((3, 3))
     assert laplacian(empty).laplacian.nnz == 3
+
+
+def test_evaluate_ssl_precomputed_neighbors_shape_checked():
+    from deepscope.graph._evaluate import evaluate_ssl
+
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((60, 5))
+    y = np.repeat(np.arange(3), 20)
+    idx, d2 = ref.graph_knn_reference(X, X, 12, exclude_self=True)
+    ev = evaluate_ssl(
+        X,
+        y,
+        labels_per_class=(2,),
+        n_seeds=1,
+        methods=("laplace", "spectral"),
+        neighbors=(idx, d2),
+    )
+    assert ev.accuracy["laplace"][2].shape == (1,)
+    with pytest.raises(ValueError, match="neighbors"):
+        evaluate_ssl(X, y, methods=("laplace",), neighbors=(idx[:, :5], d2[:, :5]))

@@ -132,7 +132,7 @@ def feature_knn(
             a self-search; only valid for one. Exact duplicates at other
             indices stay neighbours at distance 0.
         block_size: rows / columns per Gram block of the blocked search.
-            Large CPU searches (D >= 64, M N >= 30000^2) use the projected
+            Large CPU self-searches (D >= 64, N >= 30000) use the projected
             lower-bound search instead, with identical results.
 
     Returns:
@@ -214,6 +214,7 @@ def _search(
         if projected is None:
             projected = (
                 PROJECTED_AUTO
+                and self_search
                 and q.device < 0
                 and dim >= PROJECTED_MIN_DIM
                 and m * n >= PROJECTED_MIN_PAIRS
