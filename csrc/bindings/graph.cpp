@@ -101,7 +101,8 @@ void refine_block(std::uintptr_t gram, std::uintptr_t row_norms,
         b, dim, as_ptr<const scalar_t>(gram), as_ptr<const scalar_t>(row_norms),
         as_ptr<const scalar_t>(col_norms), as_ptr<const double>(slack),
         as_ptr<const scalar_t>(query), as_ptr<const scalar_t>(reference),
-        as_ptr<const std::int64_t>(row_ids), as_ptr<const std::int64_t>(col_ids),
+        as_ptr<const std::int64_t>(row_ids),
+        as_ptr<const std::int64_t>(col_ids),
         as_ptr<std::int64_t>(top_idx), as_ptr<double>(top_d2),
         as_ptr<std::int64_t>(checked));
   });
@@ -137,7 +138,8 @@ std::int64_t assemble_knn_graph(std::uintptr_t indices, std::uintptr_t d2,
     auto* cp = as_ptr<std::int64_t>(cols);
     auto* vp = as_ptr<scalar_t>(vals);
     DS_DISPATCH_DEVICE(
-        device, nnz = assemble_knn_graph_cpu<scalar_t>(g, ip, dp, sp, pp, cp, vp),
+        device,
+        nnz = assemble_knn_graph_cpu<scalar_t>(g, ip, dp, sp, pp, cp, vp),
         nnz = assemble_knn_graph_cuda<scalar_t>(g, ip, dp, sp, pp, cp, vp,
                                                 device));
   });

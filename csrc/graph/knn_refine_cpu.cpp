@@ -200,8 +200,8 @@ __attribute__((target("avx2"))) std::int64_t hits_col_avx2(
   const __m256d two = _mm256_set1_pd(2.0);
   std::int64_t h = 0, t = 0;
   for (; t + 4 <= len; t += 4) {
-    const __m256d lb = _mm256_sub_pd(_mm256_add_pd(_mm256_loadu_pd(rn + t), vcn),
-                                     _mm256_mul_pd(two, load4(g + t)));
+    const __m256d sum = _mm256_add_pd(_mm256_loadu_pd(rn + t), vcn);
+    const __m256d lb = _mm256_sub_pd(sum, _mm256_mul_pd(two, load4(g + t)));
     int mask = _mm256_movemask_pd(
         _mm256_cmp_pd(lb, _mm256_loadu_pd(thr + t), _CMP_LE_OQ));
     while (mask) {
