@@ -78,4 +78,26 @@ std::int64_t assemble_laplacian_cpu(std::int64_t n, LaplacianKind kind,
                                     double* degrees, std::int64_t* out_indptr,
                                     std::int64_t* out_cols, T* out_vals);
 
+#ifdef DEEPSCOPE_WITH_CUDA
+// CUDA versions of both assemblies: every pointer is device memory on
+// `device`, the semantics and the output bits are those of the CPU
+// functions (same weight formulas, same summation orders, sorted rows).
+// The kNN lists must hold valid indices (< N) or -1, each column at most
+// once per row; the returned nnz is copied to the host (one stream sync).
+template <typename T>
+std::int64_t assemble_knn_graph_cuda(const GraphAssembly& g,
+                                     const std::int64_t* indices,
+                                     const double* d2, double* sigma,
+                                     std::int64_t* indptr, std::int64_t* cols,
+                                     T* vals, const Device& device);
+
+template <typename T>
+std::int64_t assemble_laplacian_cuda(std::int64_t n, LaplacianKind kind,
+                                     const std::int64_t* indptr,
+                                     const std::int64_t* cols, const T* vals,
+                                     double* degrees, std::int64_t* out_indptr,
+                                     std::int64_t* out_cols, T* out_vals,
+                                     const Device& device);
+#endif
+
 }  // namespace deepscope

@@ -7,8 +7,15 @@
 
 #include "common/parallel.h"
 #include "graph/assemble.h"
+#include "graph/assemble_impl.h"
 
 namespace deepscope {
+
+using assemble_detail::combine;
+using assemble_detail::edge_weight;
+using assemble_detail::laplacian_diagonal;
+using assemble_detail::laplacian_entry;
+using assemble_detail::point_sigma;
 
 namespace {
 
@@ -18,51 +25,6 @@ struct HalfEdge {
   double weight;
   int outgoing;  // 1: i -> col from i's own list, 0: col -> i
 };
-
-double point_sigma(const GraphAssembly& g, const std::int64_t* idx,
-                   const double* d2) {
-  if (g.global_sigma > 0.0) return g.global_sigma;
-  const std::int64_t c = std::min(g.sigma_col, g.k - 1);
-  if (idx[c] >= 0 && d2[c] > 0.0) return std::sqrt(d2[c]);
-  for (std::int64_t j = 0; j < g.k; ++j) {
-    if (idx[j] >= 0 && d2[j] > 0.0) return std::sqrt(d2[j]);
-  }
-  return g.sigma_floor;
-}
-
-double edge_weight(const GraphAssembly& g, double d2, double si, double sj) {
-  switch (g.weight) {
-    case EdgeWeight::kConnectivity:
-      return 1.0;
-    case EdgeWeight::kDistance:
-      return std::sqrt(d2);
-    case EdgeWeight::kOneSided:
-      return std::exp(-g.scale * d2 / (si * si));
-    case EdgeWeight::kSymmetric:
-      return std::exp(-g.scale * d2 / (si * sj));
-  }
-  return 0.0;
-}
-
-// Combines the two directions of one undirected edge.
-bool combine(Symmetrize mode, bool has_a, double a, bool has_b, double b,
-             double* out) {
-  switch (mode) {
-    case Symmetrize::kMean:
-      *out = 0.5 * ((has_a ? a : 0.0) + (has_b ? b : 0.0));
-      return true;
-    case Symmetrize::kMax:
-      *out = has_a && has_b ? std::max(a, b) : (has_a ? a : b);
-      return true;
-    case Symmetrize::kMin:
-      *out = std::min(a, b);
-      return has_a && has_b;
-    case Symmetrize::kNone:
-      *out = a;
-      return has_a;
-  }
-  return false;
-}
 
 }  // namespace
 
@@ -184,12 +146,7 @@ std::int64_t assemble_laplacian_cpu(std::int64_t n, LaplacianKind kind,
     const double di = degrees[i];
     std::int64_t q = out_indptr[i];
     bool diagonal_done = false;
-    double diag = 0.0;
-    if (kind == LaplacianKind::kCombinatorial) {
-      diag = di;
-    } else {
-      diag = di > 0.0 ? 1.0 : 0.0;
-    }
+    const double diag = laplacian_diagonal(kind, di);
     for (std::int64_t p = indptr[i]; p < indptr[i + 1]; ++p) {
       const std::int64_t j = cols[p];
       if (j == i) continue;
@@ -198,13 +155,8 @@ std::int64_t assemble_laplacian_cpu(std::int64_t n, LaplacianKind kind,
         out_vals[q++] = static_cast<T>(diag);
         diagonal_done = true;
       }
-      const double w = static_cast<double>(vals[p]);
-      double v = -w;
-      if (kind == LaplacianKind::kSymmetric) {
-        v = -w / (std::sqrt(di) * std::sqrt(degrees[j]));
-      } else if (kind == LaplacianKind::kRandomWalk) {
-        v = -w / di;
-      }
+      const double v =
+          laplacian_entry(kind, static_cast<double>(vals[p]), di, degrees[j]);
       out_cols[q] = j;
       out_vals[q++] = static_cast<T>(v);
     }

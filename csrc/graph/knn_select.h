@@ -75,6 +75,35 @@ void rerank_pool_cpu(const RerankArgs& a, const T* query, const T* reference,
                      const double* slack, std::int64_t* indices, double* d2,
                      std::int64_t* certified);
 
+// Stage 3 of the projected search: exact refinement over lower bounds.
+//
+// The Gram block G = E_q E_r^T is formed from embeddings whose squared
+// distances lower-bound the exact ones up to the rounding `slack` of each
+// row (see deepscope.graph._knn_graph). For each pair (i, j) of the block
+// with (qn_i + rn_j) - 2 g_ij <= top_d2[i, k - 1] + slack[i], where top_d2
+// is row i's current exact list, the exact float64 squared distance of the
+// original points query[row_offset + i] and reference[col_offset + j] is
+// computed and merged into that list, unless j is already in it. Every
+// other pair is provably no closer than the list's k-th entry, so after all
+// blocks the lists are the exact kNN, ordered by (distance, index).
+//
+// Inputs: gram / row_norms / col_norms as for stage 1 (b.pool is k here);
+//   slack (rows,) float64 (NaN skips the row); query (M, dim) and
+//   reference (N, dim) the original points, dtype T. row_ids / col_ids
+//   (optional, may be null) map the block's global positions
+//   (row_offset + i, col_offset + j) to the original point indices when the
+//   embeddings were permuted; lists, ties and self-exclusion use the
+//   original indices.
+// In/out: top_idx (rows, k) int64 and top_d2 (rows, k) float64 of the
+//   block's rows; checked (rows,) int64 counts the exact distances computed.
+template <typename T>
+void refine_block_cpu(const TopkBlock& b, std::int64_t dim, const T* gram,
+                      const T* row_norms, const T* col_norms,
+                      const double* slack, const T* query, const T* reference,
+                      const std::int64_t* row_ids, const std::int64_t* col_ids,
+                      std::int64_t* top_idx, double* top_d2,
+                      std::int64_t* checked);
+
 #ifdef DEEPSCOPE_WITH_CUDA
 // The CUDA pools are limited to kMaxCudaPool candidates per row.
 constexpr std::int64_t kMaxCudaPool = 128;

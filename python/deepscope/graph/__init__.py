@@ -14,7 +14,12 @@ from __future__ import annotations
 
 from deepscope.graph import metrics
 from deepscope.graph._basis import BASiS, SpectralNetEmbedding
-from deepscope.graph._knn_graph import KNNGraph, feature_knn, knn_graph
+from deepscope.graph._knn_graph import (
+    KNNGraph,
+    feature_knn,
+    graph_from_neighbors,
+    knn_graph,
+)
 from deepscope.graph._laplacian import LaplacianResult, connected_components, laplacian
 from deepscope.graph._spectral import (
     EigenResult,
@@ -39,6 +44,7 @@ __all__ = [
     "SpectralNetEmbedding",
     "connected_components",
     "feature_knn",
+    "graph_from_neighbors",
     "knn_graph",
     "laplacian",
     "metrics",

@@ -7,7 +7,11 @@ Low-dimensional points (D <= 8) go through the kd-tree of
 Gram blocks from BLAS / cuBLAS (``torch.mm``) merged into per-row candidate
 pools by a fused top-k kernel, then an exact float64 re-ranking of every
 pool with a rounding certificate; the few rows the certificate cannot prove
-are redone by an exact search. No dense N x N matrix is ever held.
+are redone by an exact search. Large CPU self-searches in many dimensions
+use the projected search instead (:func:`_projected_search`): Gram blocks of
+a (p + 1)-dimensional embedding whose distances are lower bounds, and exact
+float64 distances only where a bound cannot exclude a point; the results
+are the same bits. No dense N x N matrix is ever held.
 """
 
 from __future__ import annotations
@@ -23,12 +27,24 @@ import numpy as np
 from deepscope._arrays import View, check_count, check_finite, prepare, to_numpy
 from deepscope.pointcloud import KNNResult, knn
 
-__all__ = ["KNNGraph", "feature_knn", "knn_graph"]
+__all__ = ["KNNGraph", "feature_knn", "graph_from_neighbors", "knn_graph"]
 
 Array = Any
 
 # Dimensions up to this use the kd-tree; above it the blocked GEMM search.
 KD_TREE_MAX_DIM = 8
+
+# The projected (lower-bound) search on the CPU: from this dimension and
+# this many query x reference pairs; PROJECTED_DIM principal directions (at
+# most a quarter of the dimension), the basis fitted on BASIS_SAMPLE rows.
+PROJECTED_MIN_DIM = 64
+PROJECTED_MIN_PAIRS = 30000 * 30000
+PROJECTED_DIM = 128
+BASIS_SAMPLE = 8192
+# Gram blocks of the projected search stay cache-sized: they are narrow.
+PROJECTED_BLOCK = 4096
+# Whether the automatic choice may pick the projected search.
+PROJECTED_AUTO = True
 
 _WEIGHTS = {
     "connectivity": 0,
@@ -111,6 +127,8 @@ def feature_knn(
             a self-search; only valid for one. Exact duplicates at other
             indices stay neighbours at distance 0.
         block_size: rows / columns per Gram block of the blocked search.
+            Large CPU self-searches (D >= 64, N >= 30000) use the projected
+            lower-bound search instead, with identical results.
 
     Returns:
         KNNResult ``(indices, distances, counts)``: (M, k) int64 ascending
@@ -146,8 +164,13 @@ def _search(
     k: Any,
     exclude_self: bool | None,
     block_size: int,
+    projected: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray, View]:
-    """Exact kNN as host (indices int64, squared distances float64)."""
+    """Exact kNN as host (indices int64, squared distances float64).
+
+    ``projected`` forces (True) or forbids (False) the CPU lower-bound
+    search; ``None`` chooses by size and dimension.
+    """
     check_finite(q, "query")
     self_search = reference is None
     if exclude_self is None:
@@ -178,8 +201,21 @@ def _search(
         idx, d2 = _kd_tree_search(q, r, k, exclude_self, self_search)
     else:
         # The rounding certificate assumes IEEE GEMMs: no TF32 / bf16 paths.
+        if projected is None:
+            projected = (
+                PROJECTED_AUTO
+                and self_search
+                and q.device < 0
+                and dim >= PROJECTED_MIN_DIM
+                and m * n >= PROJECTED_MIN_PAIRS
+            )
+        if projected and q.device >= 0:
+            raise ValueError("projected: the projected search runs on the CPU only")
         with _highest_matmul_precision():
-            idx, d2 = _blocked_search(q, r, k, exclude_self, int(block_size))
+            if projected:
+                idx, d2 = _projected_search(q, r, k, exclude_self, int(block_size))
+            else:
+                idx, d2 = _blocked_search(q, r, k, exclude_self, int(block_size))
     return idx, d2, q
 
 
@@ -346,6 +382,355 @@ def _blocked_search(
     return idx, d2
 
 
+def _projected_search(
+    q: View, r: View, k: int, exclude_self: bool, block: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact kNN on the CPU by lower bounds from a low-dimensional embedding.
+
+    Each point x (centred on the reference mean) is embedded as
+    e(x) = [V^T x, ||x - V V^T x||] with V (D, p) orthonormal. For any two
+    points ||e(x) - e(y)||^2 = ||V^T (x - y)||^2 + (||r_x|| - ||r_y||)^2 <=
+    ||V^T (x - y)||^2 + ||r_x - r_y||^2 = ||x - y||^2 (triangle inequality on
+    the residuals r), so embedded squared distances are lower bounds, up to
+    a per-row rounding slack that covers the working-dtype GEMM, the cast
+    of the embedding to that dtype, the float64 embedding arithmetic and
+    the measured loss of orthonormality of V. Any orthonormal V keeps the
+    bound; principal directions make it tight.
+
+    Pass 1 (GEMMs of width p + 1) collects each row's best lower bounds into
+    a pool and re-ranks the pool exactly; rows whose pool certifies itself
+    are final. Pass 2 recomputes the Gram blocks and, for every other row,
+    computes the exact float64 distance of each point whose bound minus the
+    slack does not exceed the row's current k-th exact distance, merging it
+    into the row's list. Every skipped point is provably no closer than the
+    k-th, so the result equals the float64 brute force with ties broken by
+    the lowest index. Memory is O((M + N) p + M k).
+    """
+    import torch
+
+    core = _core()
+    qt, rt = _torch_of(q), _torch_of(r)
+    m, dim = qt.shape
+    n = rt.shape[0]
+    dtype = qt.dtype
+    f64 = torch.float64
+    eps = float(torch.finfo(dtype).eps)
+    p = max(1, min(PROJECTED_DIM, dim // 4))
+    block = max(1, min(block, PROJECTED_BLOCK))
+
+    # Orthonormal basis: leading principal directions of a strided sample.
+    mean = rt.sum(0, dtype=f64) / n
+    step = max(1, n // BASIS_SAMPLE)
+    sample = rt[::step][:BASIS_SAMPLE].to(f64) - mean
+    s32 = sample.to(torch.float32)
+    cov = (s32.T @ s32).to(f64)
+    # Seeded subspace iteration (a full D x D eigh is slow on a busy CPU),
+    # Rayleigh-Ritz, then QR: any orthonormal basis keeps the bound.
+    gen = torch.Generator().manual_seed(0)
+    basis = torch.randn(dim, min(dim, p + 8), generator=gen, dtype=f64)
+    for _ in range(2):
+        basis, _ = torch.linalg.qr(cov @ basis)
+    _, rot = torch.linalg.eigh(basis.T @ cov @ basis)
+    V, _ = torch.linalg.qr((basis @ rot[:, -p:].flip(1)).contiguous())
+    ortho = float(torch.linalg.matrix_norm(V.T @ V - torch.eye(p, dtype=f64), 2))
+
+    def embed(x: Any) -> tuple[Any, Any]:
+        out = torch.empty((x.shape[0], p + 1), dtype=dtype)
+        for s in range(0, x.shape[0], block):
+            xc = x[s : s + block].to(f64) - mean
+            z = xc @ V
+            out[s : s + block, :p] = z.to(dtype)
+            out[s : s + block, p] = torch.linalg.vector_norm(xc - z @ V.T, dim=1).to(
+                dtype
+            )
+        return out, (out.to(f64) ** 2).sum(1)
+
+    qe, qn64 = embed(qt)
+    re, rn64 = (qe, qn64) if r is q else embed(rt)
+    qn, rn = qn64.to(dtype).contiguous(), rn64.to(dtype).contiguous()
+
+    # Rounding slack of the lower bounds, per query row.
+    width = p + 1
+    rel = (
+        4.0 * (width + 8) * (eps + 2.0 * 2.0**-52)
+        + 8.0 * eps
+        + 4.0 * ortho
+        + 16.0 * (dim + p + 8) * 2.0**-52
+    )
+    slack = (rel * (qn64 + rn64.max())).contiguous()
+
+    available = n - 1 if exclude_self else n
+    if r is q and m > block:
+        return _projected_self_search(
+            qt, qe, qn, slack, k, block, q.dtype, exclude_self, p
+        )
+    pool = min(available, 2 * k + 8)
+    pool_idx = torch.full((m, pool), -1, dtype=torch.int64)
+    pool_d2 = torch.full((m, pool), math.inf, dtype=f64)
+    dtype_name = q.dtype
+    self_search = r is q
+
+    def blocks() -> Any:
+        # Gram blocks of the embedding; a self-search computes each
+        # off-diagonal block once and uses it for both row ranges.
+        for i0 in range(0, m, block):
+            rows = range(i0, min(m, i0 + block))
+            for j0 in range(i0 if self_search else 0, n, block):
+                cols = range(j0, min(n, j0 + block))
+                gram = torch.mm(
+                    qe[rows.start : rows.stop], re[cols.start : cols.stop].T
+                )
+                yield gram, rows, cols, False
+                if self_search and j0 != i0:
+                    yield gram, cols, rows, True
+
+    def layout(rows: range, cols: range, transposed: bool) -> tuple[int, int]:
+        return (1, len(rows)) if transposed else (len(cols), 1)
+
+    # Pass 1: pools of the best lower bounds, then exact re-ranking.
+    for gram, rows, cols, transposed in blocks():
+        rs, cs = layout(rows, cols, transposed)
+        core.topk_block_update(
+            gram.data_ptr(),
+            qn[rows.start : rows.stop].data_ptr(),
+            rn[cols.start : cols.stop].data_ptr(),
+            len(rows),
+            len(cols),
+            rs,
+            cs,
+            rows.start,
+            cols.start,
+            pool,
+            bool(exclude_self),
+            pool_idx[rows.start : rows.stop].data_ptr(),
+            pool_d2[rows.start : rows.stop].data_ptr(),
+            dtype_name,
+            -1,
+            0,
+        )
+    qsrc, rsrc = qt.contiguous(), rt.contiguous()
+    top_idx = torch.empty((m, k), dtype=torch.int64)
+    top_d2 = torch.empty((m, k), dtype=f64)
+    cert = torch.empty((m,), dtype=torch.int64)
+    core.rerank_pool(
+        qsrc.data_ptr(),
+        rsrc.data_ptr(),
+        m,
+        dim,
+        pool,
+        k,
+        pool_idx.data_ptr(),
+        pool_d2.data_ptr(),
+        slack.data_ptr(),
+        top_idx.data_ptr(),
+        top_d2.data_ptr(),
+        cert.data_ptr(),
+        dtype_name,
+        -1,
+        0,
+    )
+    del pool_idx, pool_d2
+
+    # Pass 2: exact refinement of the rows the pools could not certify.
+    open_rows = cert == 0
+    if pool < available and bool(open_rows.any()):
+        row_slack = torch.where(open_rows, slack, torch.full_like(slack, math.nan))
+        checked = torch.zeros((m,), dtype=torch.int64)
+        for gram, rows, cols, transposed in blocks():
+            rs, cs = layout(rows, cols, transposed)
+            core.refine_block(
+                gram.data_ptr(),
+                qn[rows.start : rows.stop].data_ptr(),
+                rn[cols.start : cols.stop].data_ptr(),
+                len(rows),
+                len(cols),
+                rs,
+                cs,
+                rows.start,
+                cols.start,
+                k,
+                bool(exclude_self),
+                dim,
+                row_slack[rows.start : rows.stop].data_ptr(),
+                qsrc.data_ptr(),
+                rsrc.data_ptr(),
+                0,
+                0,
+                top_idx[rows.start : rows.stop].data_ptr(),
+                top_d2[rows.start : rows.stop].data_ptr(),
+                checked[rows.start : rows.stop].data_ptr(),
+                dtype_name,
+                -1,
+            )
+        _LAST_STATS.update(
+            certified=int(m - int(open_rows.sum())),
+            exact_checks=int(checked.sum()),
+        )
+    else:
+        _LAST_STATS.update(certified=m, exact_checks=0)
+    _LAST_STATS.update(projected_dim=p, pool=pool)
+    return top_idx.numpy(), top_d2.numpy()
+
+
+def _cluster_order(E: Any, groups: int, seed: int = 0) -> np.ndarray:
+    """A permutation that places similar embedded points next to each other.
+
+    A few Lloyd iterations on the leading 16 embedding coordinates; points
+    are then sorted (stably) by cluster. Only the speed of the projected
+    search depends on it, never the result.
+    """
+    Z = np.ascontiguousarray(E[:, : min(16, E.shape[1])].numpy(), dtype=np.float32)
+    n = Z.shape[0]
+    groups = max(1, min(groups, n))
+    centres = Z[np.linspace(0, n - 1, groups).astype(np.int64)].copy()
+    labels = np.zeros(n, np.int64)
+    for _ in range(6):
+        zn = (Z * Z).sum(1)[:, None]
+        cn = (centres * centres).sum(1)[None, :]
+        labels = np.argmin(zn + cn - 2.0 * (Z @ centres.T), axis=1)
+        sums = np.zeros_like(centres)
+        np.add.at(sums, labels, Z)
+        counts = np.bincount(labels, minlength=groups)[:, None]
+        centres = np.where(counts > 0, sums / np.maximum(counts, 1), centres)
+    return np.argsort(labels, kind="stable").astype(np.int64)
+
+
+def _projected_self_search(
+    xt: Any,
+    E: Any,
+    En: Any,
+    slack: Any,
+    k: int,
+    block: int,
+    dtype_name: str,
+    exclude_self: bool,
+    p: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One-pass projected self-search.
+
+    The embedded points are permuted so that each block gathers similar
+    points (:func:`_cluster_order`). Each row's exact list starts from its
+    own diagonal block (best lower bounds there, re-ranked exactly), which
+    gives a tight threshold; one sweep over all Gram blocks (each computed
+    once) then refines every list exactly as in the two-pass search. Lists,
+    ties and self-exclusion use the original indices throughout.
+    """
+    import torch
+
+    core = _core()
+    m = xt.shape[0]
+    dim = xt.shape[1]
+    f64 = torch.float64
+    perm_np = _cluster_order(E, -(-m // block) * 2)
+    perm = torch.from_numpy(perm_np)
+    Ep = E[perm].contiguous()
+    Enp = En[perm].contiguous()
+    slack_p = slack[perm].contiguous()
+    xsrc = xt.contiguous()
+
+    # Initial lists from the diagonal blocks (pools re-ranked exactly).
+    top_idx = torch.empty((m, k), dtype=torch.int64)
+    top_d2 = torch.empty((m, k), dtype=f64)
+    for r0 in range(0, m, block):
+        r1 = min(m, r0 + block)
+        rows = r1 - r0
+        pool = max(k, min(2 * k + 8, rows - 1))
+        pool_idx = torch.full((rows, pool), -1, dtype=torch.int64)
+        pool_d2 = torch.full((rows, pool), math.inf, dtype=f64)
+        gram = torch.mm(Ep[r0:r1], Ep[r0:r1].T)
+        core.topk_block_update(
+            gram.data_ptr(),
+            Enp[r0:r1].data_ptr(),
+            Enp[r0:r1].data_ptr(),
+            rows,
+            rows,
+            rows,
+            1,
+            r0,
+            r0,
+            pool,
+            bool(exclude_self),
+            pool_idx.data_ptr(),
+            pool_d2.data_ptr(),
+            dtype_name,
+            -1,
+            0,
+        )
+        valid = pool_idx >= 0
+        pool_idx = torch.where(valid, perm[pool_idx.clamp(min=0)], pool_idx)
+        qrows = xsrc[perm[r0:r1]].contiguous()
+        cert = torch.empty((rows,), dtype=torch.int64)
+        core.rerank_pool(
+            qrows.data_ptr(),
+            xsrc.data_ptr(),
+            rows,
+            dim,
+            pool,
+            k,
+            pool_idx.data_ptr(),
+            pool_d2.data_ptr(),
+            slack_p[r0:r1].data_ptr(),
+            top_idx[r0:r1].data_ptr(),
+            top_d2[r0:r1].data_ptr(),
+            cert.data_ptr(),
+            dtype_name,
+            -1,
+            0,
+        )
+
+    # One sweep: each Gram block refines both of its row ranges.
+    checked = torch.zeros((m,), dtype=torch.int64)
+
+    def refine(gram: Any, rows: range, cols: range, transposed: bool) -> None:
+        rs, cs = (1, len(rows)) if transposed else (len(cols), 1)
+        core.refine_block(
+            gram.data_ptr(),
+            Enp[rows.start : rows.stop].data_ptr(),
+            Enp[cols.start : cols.stop].data_ptr(),
+            len(rows),
+            len(cols),
+            rs,
+            cs,
+            rows.start,
+            cols.start,
+            k,
+            bool(exclude_self),
+            dim,
+            slack_p[rows.start : rows.stop].data_ptr(),
+            xsrc.data_ptr(),
+            xsrc.data_ptr(),
+            perm.data_ptr(),
+            perm.data_ptr(),
+            top_idx[rows.start : rows.stop].data_ptr(),
+            top_d2[rows.start : rows.stop].data_ptr(),
+            checked[rows.start : rows.stop].data_ptr(),
+            dtype_name,
+            -1,
+        )
+
+    for i0 in range(0, m, block):
+        rows = range(i0, min(m, i0 + block))
+        for j0 in range(i0, m, block):
+            cols = range(j0, min(m, j0 + block))
+            gram = torch.mm(Ep[rows.start : rows.stop], Ep[cols.start : cols.stop].T)
+            refine(gram, rows, cols, False)
+            if j0 != i0:
+                refine(gram, cols, rows, True)
+
+    _LAST_STATS.update(
+        certified=0, exact_checks=int(checked.sum()), projected_dim=p, pool=k
+    )
+    out_idx = np.empty((m, k), np.int64)
+    out_d2 = np.empty((m, k), np.float64)
+    out_idx[perm_np] = top_idx.numpy()
+    out_d2[perm_np] = top_d2.numpy()
+    return out_idx, out_d2
+
+
+# Counters of the last projected search (for benchmarks).
+_LAST_STATS: dict[str, int] = {}
+
+
 def _redo_rows(
     qt: Any,
     rt: Any,
@@ -423,7 +808,94 @@ def knn_graph(
     if n < 2:
         raise ValueError(f"X: expected at least 2 points for a graph, got {n}")
     idx, d2, _ = _search(view, None, k=k, exclude_self=True, block_size=block_size)
-    k = idx.shape[1]
+    return _graph(
+        idx,
+        d2,
+        weight=weight,
+        sigma_neighbor=sigma_neighbor,
+        sigma=sigma,
+        symmetrize=symmetrize,
+        dtype=view.dtype,
+        view=view,
+    )
+
+
+def graph_from_neighbors(
+    indices: Any,
+    distances: Any,
+    *,
+    weight: str = "self_tuning",
+    sigma_neighbor: int | None = None,
+    sigma: float | None = None,
+    symmetrize: str = "mean",
+    dtype: str = "float64",
+) -> KNNGraph:
+    """The weighted kNN graph of precomputed neighbour lists.
+
+    Exact kNN lists are prefixes of longer ones, so one search at the
+    largest k serves every smaller k: ``graph_from_neighbors(idx[:, :10],
+    d2[:, :10])`` equals ``knn_graph(X, 10)``'s graph.
+
+    Args:
+        indices: (N, k) int neighbours of each point, self excluded, -1 =
+            missing, ascending by distance.
+        distances: (N, k) squared distances (float64 recommended).
+        weight, sigma_neighbor, sigma, symmetrize: as :func:`knn_graph`.
+        dtype: ``"float32"`` or ``"float64"`` affinity values.
+
+    Returns:
+        KNNGraph with a SciPy CSR affinity.
+
+    Raises:
+        ValueError: shapes, options or neighbour indices out of range.
+    """
+    return _graph(
+        indices,
+        distances,
+        weight=weight,
+        sigma_neighbor=sigma_neighbor,
+        sigma=sigma,
+        symmetrize=symmetrize,
+        dtype=dtype,
+        view=None,
+    )
+
+
+def _graph(
+    indices: Any,
+    distances: Any,
+    *,
+    weight: str,
+    sigma_neighbor: int | None,
+    sigma: float | None,
+    symmetrize: str,
+    dtype: str,
+    view: View | None,
+) -> KNNGraph:
+    """graph_from_neighbors, assembled on ``view``'s device (host lists)."""
+    if weight not in _WEIGHTS:
+        raise ValueError(f"weight: expected one of {sorted(_WEIGHTS)}, got {weight!r}")
+    if symmetrize not in _SYMMETRIZE:
+        raise ValueError(
+            f"symmetrize: expected one of {sorted(_SYMMETRIZE)}, got {symmetrize!r}"
+        )
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
+    idx = np.ascontiguousarray(to_numpy(indices), dtype=np.int64)
+    d2 = np.ascontiguousarray(to_numpy(distances), dtype=np.float64)
+    if idx.ndim != 2 or d2.shape != idx.shape or idx.shape[1] < 1:
+        raise ValueError(
+            f"indices/distances: expected equal (N, k) shapes with k >= 1, got "
+            f"{idx.shape} and {d2.shape}"
+        )
+    n, k = idx.shape
+    if ((idx < -1) | (idx >= n)).any():
+        raise ValueError(f"indices: expected values in [-1, {n}), got out-of-range")
+    srt = np.sort(idx, axis=1)
+    if ((srt[:, 1:] == srt[:, :-1]) & (srt[:, 1:] >= 0)).any():
+        raise ValueError("indices: expected each neighbour at most once per row")
+    if not np.isfinite(d2[idx >= 0]).all() or (d2[idx >= 0] < 0).any():
+        raise ValueError("distances: expected finite, non-negative values")
 
     # Kernel scale parameters.
     scale = 4.0 if weight == "kth_neighbor" else 1.0
@@ -434,7 +906,7 @@ def knn_graph(
             sigma_neighbor = min(7, k)
         sigma_neighbor = _check_k(sigma_neighbor, k, "sigma_neighbor")
         sigma_col = sigma_neighbor - 1
-    col = d2[:, sigma_col]
+    col = d2[:, sigma_col][idx[:, sigma_col] >= 0]
     positive = np.sqrt(col[col > 0])
     floor = float(np.median(positive)) if positive.size else 1.0
     global_sigma = 0.0
@@ -447,10 +919,7 @@ def knn_graph(
             f"sigma: only used with weight='gaussian', got weight={weight!r}"
         )
 
-    W, sig = _assemble(
-        idx,
-        d2,
-        view.dtype,
+    args = (
         _WEIGHTS[weight],
         _SYMMETRIZE[symmetrize],
         sigma_col,
@@ -458,10 +927,17 @@ def knn_graph(
         global_sigma,
         floor,
     )
+    if view is not None and view.device >= 0:
+        W, sig, host = _assemble_cuda(idx, d2, dtype, *args, view=view)
+    else:
+        W, sig = _assemble(idx, d2, dtype, *args)
+        host = W
+        if view is not None:
+            W = _to_framework(W, view)
     if weight in ("connectivity", "distance"):
         sig = np.ones(n)
-    n_comp, comp = _components(W)
-    return KNNGraph(_to_framework(W, view), n_comp, comp, idx, d2, sig)
+    n_comp, comp = _components(host)
+    return KNNGraph(W, n_comp, comp, idx, d2, sig)
 
 
 def _assemble(
@@ -504,6 +980,67 @@ def _assemble(
     )
     W = sp.csr_matrix((vals[:nnz].copy(), cols[:nnz].copy(), indptr), shape=(n, n))
     return W, sig
+
+
+def _assemble_cuda(
+    idx: np.ndarray,
+    d2: np.ndarray,
+    dtype: str,
+    weight: int,
+    symmetrize: int,
+    sigma_col: int,
+    scale: float,
+    global_sigma: float,
+    floor: float,
+    *,
+    view: View,
+) -> tuple[Any, np.ndarray, Any]:
+    """The CSR assembly on the view's CUDA device.
+
+    Returns (torch sparse CSR on the device, sigma, a SciPy pattern of W
+    for the connected components).
+    """
+    import scipy.sparse as sp
+    import torch
+
+    dev = torch.device("cuda", view.device)
+    n, k = idx.shape
+    tdtype = torch.float32 if dtype == "float32" else torch.float64
+    ti = torch.as_tensor(idx, device=dev)
+    td = torch.as_tensor(d2, device=dev)
+    sig = torch.empty(n, dtype=torch.float64, device=dev)
+    indptr = torch.empty(n + 1, dtype=torch.int64, device=dev)
+    cap = max(1, 2 * n * k)
+    cols = torch.empty(cap, dtype=torch.int64, device=dev)
+    vals = torch.empty(cap, dtype=tdtype, device=dev)
+    nnz = _core().assemble_knn_graph(
+        ti.data_ptr(),
+        td.data_ptr(),
+        n,
+        k,
+        weight,
+        symmetrize,
+        sigma_col,
+        scale,
+        global_sigma,
+        floor,
+        sig.data_ptr(),
+        indptr.data_ptr(),
+        cols.data_ptr(),
+        vals.data_ptr(),
+        dtype,
+        view.device,
+        view.stream,
+    )
+    cols, vals = cols[:nnz], vals[:nnz]
+    from deepscope.graph._laplacian import _csr_tensor
+
+    W = _csr_tensor(indptr, cols, vals, (n, n))
+    pattern = sp.csr_matrix(
+        (np.ones(nnz, np.int8), cols.cpu().numpy(), indptr.cpu().numpy()),
+        shape=(n, n),
+    )
+    return W, sig.cpu().numpy(), pattern
 
 
 def _components(W: Any) -> tuple[int, np.ndarray]:

@@ -121,6 +121,10 @@ def laplacian(W: Any, kind: str = "combinatorial") -> LaplacianResult:
 
     if kind not in _KINDS:
         raise ValueError(f"kind: expected one of {sorted(_KINDS)}, got {kind!r}")
+    if _on_cuda(W):
+        out = _laplacian_cuda(W, kind)
+        if out is not None:
+            return out
     Wc, framework, device = as_affinity(W)
     n = Wc.shape[0]
     dtype = str(Wc.dtype)
@@ -150,6 +154,93 @@ def laplacian(W: Any, kind: str = "combinatorial") -> LaplacianResult:
     if framework == "torch":
         L = torch_csr(L, device)
     return LaplacianResult(L, deg)
+
+
+def _on_cuda(W: Any) -> bool:
+    return (
+        hasattr(W, "layout")
+        and hasattr(W, "device")
+        and getattr(W.device, "type", "") == "cuda"
+    )
+
+
+def _csr_tensor(crow: Any, col: Any, val: Any, shape: tuple[int, int]) -> Any:
+    """A torch sparse CSR tensor from its (device) arrays, no copy."""
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support")
+        return torch.sparse_csr_tensor(crow, col, val, size=shape)
+
+
+def _laplacian_cuda(W: Any, kind: str) -> LaplacianResult | None:
+    """The Laplacian of a CUDA torch affinity, assembled on its device.
+
+    Validation runs on the device; an asymmetric W returns None so that the
+    host path averages it with its transpose (and warns), as for CPU input.
+    The output equals the CPU path's bit for bit.
+    """
+    import torch
+
+    n = W.shape[0]
+    if W.ndim != 2 or W.shape[0] != W.shape[1]:
+        raise ValueError(f"W: expected a square matrix, got shape {tuple(W.shape)}")
+    coo = (W if W.layout == torch.sparse_coo else W.to_sparse_coo()).coalesce()
+    val = coo.values()
+    if val.dtype not in (torch.float32, torch.float64):
+        if val.dtype.is_complex:
+            raise ValueError(f"W: expected real weights, got dtype {val.dtype}")
+        val = val.to(torch.float64)
+    val = val.detach()
+    if bool((~torch.isfinite(val)).any()):
+        raise ValueError("W: expected finite weights, found NaN or inf")
+    neg = val < 0
+    if bool(neg.any()):
+        raise ValueError(
+            f"W: expected non-negative affinities, found {int(neg.sum())} "
+            f"negative weights (min {float(val.min()):.3g})"
+        )
+    ij = coo.indices()
+    keep = (val != 0) & (ij[0] != ij[1])
+    ij, val = ij[:, keep], val[keep]
+    # Symmetry on the device: W and its transpose as coalesced COO.
+    fwd = torch.sparse_coo_tensor(ij, val, (n, n)).coalesce()
+    bwd = torch.sparse_coo_tensor(ij.flip(0), val, (n, n)).coalesce()
+    diff = (fwd - bwd).coalesce().values()
+    if diff.numel() and float(diff.abs().max()) > 1e-6 * max(
+        float(val.abs().max()) if val.numel() else 0.0, 1e-300
+    ):
+        return None
+    Wc = fwd.to_sparse_csr()
+    crow = Wc.crow_indices().to(torch.int64).contiguous()
+    col = Wc.col_indices().to(torch.int64).contiguous()
+    vals = Wc.values().contiguous()
+    dtype = "float32" if vals.dtype == torch.float32 else "float64"
+    dev = vals.device
+    deg = torch.empty(n, dtype=torch.float64, device=dev)
+    out_ptr = torch.empty(n + 1, dtype=torch.int64, device=dev)
+    cap = max(1, col.numel() + n)
+    out_cols = torch.empty(cap, dtype=torch.int64, device=dev)
+    out_vals = torch.empty(cap, dtype=vals.dtype, device=dev)
+    from deepscope import _core
+
+    stream = torch.cuda.current_stream(dev).cuda_stream
+    nnz = _core.assemble_laplacian(
+        n,
+        _KINDS[kind],
+        crow.data_ptr(),
+        col.data_ptr(),
+        vals.data_ptr(),
+        deg.data_ptr(),
+        out_ptr.data_ptr(),
+        out_cols.data_ptr(),
+        out_vals.data_ptr(),
+        dtype,
+        dev.index if dev.index is not None else torch.cuda.current_device(),
+        stream,
+    )
+    L = _csr_tensor(out_ptr, out_cols[:nnz], out_vals[:nnz], (n, n))
+    return LaplacianResult(L, deg.cpu().numpy())
 
 
 def torch_csr(M: Any, device: Any) -> Any:

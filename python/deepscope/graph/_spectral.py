@@ -101,7 +101,8 @@ def smallest_eigenvectors(
         X0[:, 0] = 1.0 if first_vector is None else np.asarray(first_vector)
         diag = A.diagonal()
         inv = np.where(diag > 0, 1.0 / np.where(diag > 0, diag, 1.0), 1.0)
-        M = sp.diags(inv).tocsr()
+        # Jacobi; skipped when it is the identity (normalised Laplacians).
+        M = None if np.all(inv == 1.0) else sp.diags(inv).tocsr()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             vals, vecs = lobpcg(
