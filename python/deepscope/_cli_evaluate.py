@@ -95,7 +95,7 @@ def add_evaluate_command(subparsers: Any) -> argparse.ArgumentParser:
         "--points", type=int, default=1024, help="points per cloud (default: 1024)"
     )
     parser.add_argument(
-        "--limit", type=int, default=100, help="test clouds used (default: 100)"
+        "--limit", type=int, default=50, help="test clouds used (default: 50)"
     )
     parser.add_argument(
         "--kinds",
