@@ -3,10 +3,10 @@
 """Which kNN path suits which DGCNN layer (the rule behind ``DGCNN(knn="auto")``).
 
 Inputs are real: Fashion-MNIST point clouds (``dataset-fashion-mnist``) and
-the 64/64/128-channel features that a DGCNN computes on them at each
-EdgeConv layer (the shipped ``dgcnn-fmnist`` weights when present, else a
-seeded random initialisation). 16 clouds of N = 256 and N = 1024 points,
-k = 20. Run::
+the features that a DGCNN computes on them at each EdgeConv layer (the
+shipped ``dgcnn-fmnist`` weights when present: 32/32/64 channels, else a
+seeded random initialisation of the full-width network: 64/64/128). 16
+clouds of N = 256 and N = 1024 points, k = 20. Run::
 
     .venv/bin/python -m pytest benchmarks/bench_dgcnn_knn.py --benchmark-only -q
 """
@@ -28,7 +28,7 @@ CLOUDS = 16
 
 @cache
 def _layer_inputs(n_points: int) -> list[torch.Tensor]:
-    """(B, N, D) inputs of the four EdgeConv layers, D = 3, 64, 64, 128."""
+    """(B, N, D) inputs of the four EdgeConv layers (D = 3, then the widths)."""
     try:
         data = fashion_mnist_points("test", n_points, limit=CLOUDS)
     except FileNotFoundError as error:

@@ -141,3 +141,61 @@ def test_evaluate_modelnet40_and_modelnet_c_folders(tmp_path, capsys):
     argv += ["--members", "none", "--reference", "dgcnn", "--quiet"]
     assert _run(argv) == 0
     assert "normalised by DGCNN (published)" in capsys.readouterr().out
+
+
+def test_evaluate_reference_checkpoint_is_the_normaliser(tmp_path, capsys):
+    import torch
+
+    from deepscope.models import DGCNN, save_checkpoint
+
+    torch.manual_seed(1)
+    reference = DGCNN(10, k=4, emb_dims=16, channels=(4, 4, 8, 8)).eval()
+    path = save_checkpoint(reference, tmp_path / "ref.pt")
+    out = tmp_path / "result.json"
+    argv = ["evaluate", "--data", "digits", "--points", "32", "--limit", "8"]
+    argv += ["--kinds", "jitter", "--members", "none", "--reference", str(path)]
+    argv += ["--threads", "1", "--quiet", "--json", str(out)]
+    assert _run(argv) == 0
+    assert "normalised by reference" in capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert list(result["scores"]) == ["reference", "plain"]
+    assert result["scores"]["reference"]["mce"] == 1.0
+    assert result["reference"] == "reference"
+    # The plain row's CE is its error over the reference's, as robust.mce says.
+    from deepscope import robust
+
+    expected = robust.mce(
+        result["accuracy"]["plain"], result["accuracy"]["reference"], kinds=["jitter"]
+    )
+    assert result["scores"]["plain"]["ce"] == expected.ce
+
+
+def test_reference_resolution(tmp_path):
+    from deepscope._cli_evaluate import _reference
+    from deepscope.models import PRETRAINED
+
+    def resolve(**options):
+        defaults = {
+            "reference": "auto",
+            "modelnet_c": None,
+            "modelnet40": None,
+            "data": "fashion-mnist",
+            "model": "pointnet-fmnist",
+        }
+        return _reference(argparse.Namespace(**{**defaults, **options}))
+
+    assert resolve(data="digits") == ("plain", None)
+    assert resolve(modelnet_c=tmp_path) == ("published", None)
+    assert resolve(reference="dgcnn") == ("published", None)
+    assert resolve(reference="plain") == ("plain", None)
+    assert resolve(reference="pointnet-fmnist") == ("plain", None)
+    with pytest.raises(FileNotFoundError, match="--reference"):
+        resolve(reference=str(tmp_path / "missing.pt"))
+    assert "dgcnn-fmnist" in PRETRAINED
+    name, model = resolve()
+    if model is None:  # a build without the shipped DGCNN weights
+        assert name == "plain"
+    else:
+        assert name == "dgcnn-fmnist"
+        assert model.architecture == "dgcnn"
+        assert model.config["k"] == 20

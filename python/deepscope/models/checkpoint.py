@@ -38,11 +38,12 @@ FORMAT = "deepscope.classifier"
 VERSION = 1
 #: Architecture name -> class.
 ARCHITECTURES: dict[str, type[PointClassifier]] = {"pointnet": PointNet, "dgcnn": DGCNN}
-#: Shipped checkpoints: name -> file in ``deepscope/models/weights``.
-#: (``tools/train_pretrained.py`` reproduces them; its DGCNN recipe writes
-#: ``dgcnn_fmnist.pt``, registered here as ``"dgcnn-fmnist"`` once shipped.)
+#: Shipped checkpoints: name -> file in ``deepscope/models/weights``
+#: (``tools/train_pretrained.py`` reproduces the PointNet,
+#: ``tools/robust_fmnist.py`` the DGCNN).
 PRETRAINED = {
     "pointnet-fmnist": "pointnet_fmnist.pt",
+    "dgcnn-fmnist": "dgcnn_fmnist.pt",
 }
 
 
@@ -129,10 +130,14 @@ def pretrained(name: str, **options: Any) -> PointClassifier:
     """Loads a checkpoint that ships inside the package.
 
     Args:
-        name: one of :data:`PRETRAINED` (``"pointnet-fmnist"``: PointNet with
-            ``emb_dims=256``): trained on Fashion-MNIST point clouds
-            (:func:`deepscope.pointsets.fashion_mnist_points`, 256 points); the
-            data set, training recipe and test accuracy are in ``model.meta``.
+        name: one of :data:`PRETRAINED`, trained on Fashion-MNIST point clouds
+            (:func:`deepscope.pointsets.fashion_mnist_points`):
+            ``"pointnet-fmnist"`` (PointNet, ``emb_dims=256``, 256-point
+            clouds) or ``"dgcnn-fmnist"`` (a CPU-sized plain DGCNN: k = 20,
+            EdgeConv widths 32-32-64-128, ``emb_dims=256``, 1024-point clouds;
+            the normaliser of the robustness scores). The data set, training
+            recipe and test accuracy are in ``model.meta``; weights ship as
+            float16 and load as float32.
         **options: passed to :func:`load_checkpoint` (``map_location``, ``knn``).
 
     Returns:

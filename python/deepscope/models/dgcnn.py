@@ -113,6 +113,38 @@ def _edge_features(x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
     return edges.permute(0, 3, 1, 2).contiguous()
 
 
+def _edge_conv_apply(
+    conv: nn.Sequential, x: torch.Tensor, indices: torch.Tensor
+) -> torch.Tensor:
+    """One EdgeConv: ``conv(_edge_features(x, indices)).amax(-1)``, computed cheaply.
+
+    The 1x1 convolution is linear, so ``W (x_j - x_i, x_i) = W_a x_j + (W_b -
+    W_a) x_i``: it runs once per point instead of once per edge, and only its
+    ``C_out`` outputs are gathered per edge (not the ``2 C`` inputs). Same
+    parameters and result as the edge-feature form, up to float rounding.
+
+    Args:
+        conv: Conv2d(2C -> C_out, 1x1, no bias), BatchNorm2d, LeakyReLU.
+        x: (B, C, N) layer input.
+        indices: (B, N, k) int64 neighbours.
+
+    Returns:
+        (B, C_out, N) features (max over the k edges).
+    """
+    B, C, N = x.shape
+    k = indices.shape[-1]
+    weight = conv[0].weight[:, :, 0, 0]  # (C_out, 2C)
+    w_neighbour, w_centre = weight[:, :C], weight[:, C:] - weight[:, :C]
+    # Per-point projections, (B, C_out, N) each.
+    neighbours = torch.matmul(w_neighbour, x)
+    centres = torch.matmul(w_centre, x)
+    # Gather the neighbours' projections per edge, add the centre's.
+    index = indices.reshape(B, 1, N * k).expand(B, neighbours.shape[1], N * k)
+    edges = torch.gather(neighbours, 2, index).view(B, -1, N, k)
+    edges = edges + centres.unsqueeze(-1)
+    return conv[2](conv[1](edges)).amax(dim=-1)
+
+
 def _edge_conv(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(2 * c_in, c_out, 1, bias=False),
@@ -124,9 +156,10 @@ def _edge_conv(c_in: int, c_out: int) -> nn.Sequential:
 class DGCNN(PointClassifier):
     """The DGCNN classifier.
 
-    Layers: EdgeConv 64, 64, 128, 256 (1x1 Conv2d + BatchNorm + LeakyReLU 0.2
-    on (x_j - x_i, x_i), max over the k neighbours), concatenation (512) ->
-    ``conv5`` (Conv1d 512 -> ``emb_dims`` + BatchNorm + LeakyReLU 0.2) = the
+    Layers: EdgeConv 64, 64, 128, 256 (``channels``; 1x1 Conv2d + BatchNorm +
+    LeakyReLU 0.2 on (x_j - x_i, x_i), max over the k neighbours),
+    concatenation (512 = their sum) -> ``conv5`` (Conv1d 512 -> ``emb_dims`` +
+    BatchNorm + LeakyReLU 0.2) = the
     pre-bottleneck features -> max-pool and average-pool concatenated -> MLP
     512-256 (BatchNorm + LeakyReLU + dropout) -> ``num_classes``.
 
@@ -137,6 +170,8 @@ class DGCNN(PointClassifier):
         dropout: dropout probability in the head.
         in_channels: channels per input point (3 for x, y, z).
         knn: ``"auto"``, ``"deepscope"`` or ``"torch"`` (see the module docs).
+        channels: widths of the four EdgeConv layers (the paper's 64, 64, 128,
+            256 by default; narrower layers make a CPU-sized DGCNN).
     """
 
     architecture = "dgcnn"
@@ -150,7 +185,13 @@ class DGCNN(PointClassifier):
         dropout: float = 0.5,
         in_channels: int = 3,
         knn: str = "auto",
+        channels: tuple[int, int, int, int] | list[int] = (64, 64, 128, 256),
     ):
+        widths = [int(c) for c in channels]
+        if len(widths) != 4 or any(c < 1 for c in widths):
+            raise ValueError(
+                f"channels: expected four widths >= 1, got {list(channels)!r}"
+            )
         if knn not in KNN_MODES:
             raise ValueError(f"knn: expected one of {KNN_MODES}, got {knn!r}")
         k = check_count(k, "k")
@@ -161,16 +202,18 @@ class DGCNN(PointClassifier):
                 "emb_dims": int(emb_dims),
                 "dropout": float(dropout),
                 "in_channels": int(in_channels),
+                "channels": widths,
             }
         )
         self.k = int(k)
         self.knn = knn
-        self.conv1 = _edge_conv(in_channels, 64)
-        self.conv2 = _edge_conv(64, 64)
-        self.conv3 = _edge_conv(64, 128)
-        self.conv4 = _edge_conv(128, 256)
+        c1, c2, c3, c4 = widths
+        self.conv1 = _edge_conv(in_channels, c1)
+        self.conv2 = _edge_conv(c1, c2)
+        self.conv3 = _edge_conv(c2, c3)
+        self.conv4 = _edge_conv(c3, c4)
         self.conv5 = nn.Sequential(
-            nn.Conv1d(512, emb_dims, 1, bias=False),
+            nn.Conv1d(sum(widths), emb_dims, 1, bias=False),
             nn.BatchNorm1d(emb_dims),
             nn.LeakyReLU(0.2),
         )
@@ -213,8 +256,7 @@ class DGCNN(PointClassifier):
             )
         outputs = []
         for layer, conv in enumerate((self.conv1, self.conv2, self.conv3, self.conv4)):
-            edges = _edge_features(x, self.neighbours(x, layer))
-            x = conv(edges).amax(dim=-1)
+            x = _edge_conv_apply(conv, x, self.neighbours(x, layer))
             outputs.append(x)
         return self.conv5(torch.cat(outputs, dim=1))
 

@@ -142,6 +142,7 @@ def _ensemble_accuracies(
     dataset: Mapping[str, Any],
     labels: Any,
     *,
+    references: Mapping[str, Any] | None = None,
     batch_size: int = 50,
     progress: Callable[[str, str], None] | None = None,
 ) -> dict[str, dict[str, float]]:
@@ -150,18 +151,25 @@ def _ensemble_accuracies(
     Every member's logits are computed once per split and combined (mean of
     raw logits), instead of re-running the shared members per ensemble.
     ``epic`` and ``critical`` may be None (their rows are then left out).
+    ``references`` (name -> plain classifier, e.g. the DGCNN that normalises
+    CE) are evaluated on the same splits and come first in the result.
     """
     import torch
 
     labels = torch.as_tensor(np.asarray(labels))
-    names = ["plain"]
+    references = dict(references or {})
+    if "plain" in references:
+        raise ValueError("references: the name 'plain' is taken by the plain model")
+    names = [*references, "plain"]
     if epic is not None:
         names.append("+EPiC")
         if critical is not None:
             names.append("+EPiC+critical")
     if critical is not None:
         names.append("critical alone")
-    modules = [m for m in (plain, epic, critical) if m is not None]
+    modules = [
+        m for m in (*references.values(), plain, epic, critical) if m is not None
+    ]
     modes = [m.training for m in modules]
     for m in modules:
         m.eval()
@@ -172,15 +180,19 @@ def _ensemble_accuracies(
                 progress("all", split)
             x = torch.as_tensor(np.asarray(points))
             parts: dict[str, list] = {"p": [], "e": [], "c": []}
+            parts.update({name: [] for name in references})
             with torch.no_grad():
                 for i in range(0, len(x), batch_size):
                     chunk = x[i : i + batch_size]
+                    for name, model in references.items():
+                        parts[name].append(model(chunk))
                     parts["p"].append(plain(chunk))
                     if epic is not None:
                         parts["e"].append(epic.member_logits(chunk))
                     if critical is not None:
                         parts["c"].append(critical.member_logits(chunk))
-            logits = {"plain": torch.cat(parts["p"])}
+            logits = {name: torch.cat(parts[name]) for name in references}
+            logits["plain"] = torch.cat(parts["p"])
             if epic is not None:
                 e = torch.cat(parts["e"], dim=1)
                 logits["+EPiC"] = e.mean(0)
