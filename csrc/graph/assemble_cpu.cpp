@@ -125,15 +125,7 @@ std::int64_t assemble_laplacian_cpu(std::int64_t n, LaplacianKind kind,
   std::vector<std::int64_t> size(n);
 #pragma omp parallel for schedule(static) if (parallel_worth(indptr[n]))
   for (std::int64_t i = 0; i < n; ++i) {
-    double d = 0.0;
-    std::int64_t s = 1;
-    for (std::int64_t p = indptr[i]; p < indptr[i + 1]; ++p) {
-      if (cols[p] == i) continue;
-      d += static_cast<double>(vals[p]);
-      ++s;
-    }
-    degrees[i] = d;
-    size[i] = s;
+    assemble_detail::row_degree(i, indptr, cols, vals, &degrees[i], &size[i]);
   }
   out_indptr[0] = 0;
   for (std::int64_t i = 0; i < n; ++i) {

@@ -157,15 +157,7 @@ __global__ void degree_kernel(std::int64_t n, const std::int64_t* indptr,
   const std::int64_t i =
       static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n) return;
-  double d = 0.0;
-  std::int64_t s = 1;
-  for (std::int64_t p = indptr[i]; p < indptr[i + 1]; ++p) {
-    if (cols[p] == i) continue;
-    d += static_cast<double>(vals[p]);
-    ++s;
-  }
-  degrees[i] = d;
-  size[i] = s;
+  assemble_detail::row_degree(i, indptr, cols, vals, &degrees[i], &size[i]);
 }
 
 // Rows of L with the diagonal placed in column order.

@@ -92,6 +92,23 @@ DS_AHD bool combine(Symmetrize mode, bool has_a, double a, bool has_b,
   return false;
 }
 
+// Degree of row i (off-diagonal values summed in column order, self loops
+// skipped) and the size of its Laplacian row (off-diagonal entries + 1).
+template <typename T>
+DS_AHD void row_degree(std::int64_t i, const std::int64_t* indptr,
+                       const std::int64_t* cols, const T* vals, double* degree,
+                       std::int64_t* size) {
+  double d = 0.0;
+  std::int64_t s = 1;
+  for (std::int64_t p = indptr[i]; p < indptr[i + 1]; ++p) {
+    if (cols[p] == i) continue;
+    d += static_cast<double>(vals[p]);
+    ++s;
+  }
+  *degree = d;
+  *size = s;
+}
+
 // Off-diagonal Laplacian entry for the edge weight w between i and j.
 DS_AHD double laplacian_entry(LaplacianKind kind, double w, double di,
                               double dj) {
