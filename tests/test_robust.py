@@ -333,6 +333,39 @@ def test_own_reference_and_errors():
         robust.mce({**mine, "rotate": 1.5})
 
 
+def test_mce_kinds_must_be_distinct_and_non_empty():
+    # A repeated corruption used to halve mCE (one CE per name, divided by
+    # len(kinds)); an empty list divided by zero.
+    mine = {"clean": 0.8, **{k: 0.6 for k in robust.CORRUPTIONS}}
+    # Hand-computed: CE = 0.4 / 0.4 = 1 for the single corruption scored.
+    assert robust.mce(mine, reference=mine, kinds=["scale"]).mce == 1.0
+    with pytest.raises(ValueError, match=r"kinds: expected distinct.*'scale'"):
+        robust.mce(mine, reference=mine, kinds=["scale", "scale"])
+    with pytest.raises(ValueError, match="kinds: expected at least one"):
+        robust.mce(mine, kinds=[])
+    with pytest.raises(ValueError, match="kinds: expected a sequence.*string"):
+        robust.mce(mine, kinds="scale")
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("clean", "0.8"), ("clean", True), ("scale", "0.55"), ("scale", [True] * 5)],
+)
+def test_mce_rejects_non_numeric_accuracies(key, value):
+    mine = {"clean": 0.8, **{k: 0.6 for k in robust.CORRUPTIONS}}
+    with pytest.raises(ValueError, match=rf"accuracies\['{key}'\]: expected"):
+        robust.mce({**mine, key: value}, reference=mine)
+
+
+def test_mce_numpy_scalars_and_arrays_of_levels():
+    mine = {"clean": 0.8, **{k: 0.6 for k in robust.CORRUPTIONS}}
+    levels = [0.5, 0.6, 0.7, 0.4, 0.3]  # mean 0.5
+    for value in (np.float32(0.5), np.array(levels), tuple(levels)):
+        result = robust.mce({**mine, "scale": value}, reference=mine)
+        # Hand-computed: CE = (1 - 0.5) / (1 - 0.6) = 1.25.
+        assert result.ce["scale"] == 1.25
+
+
 # ----------------------------------------------------------------------------
 # EPiC
 
