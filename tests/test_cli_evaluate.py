@@ -65,6 +65,25 @@ def test_evaluate_errors(tmp_path):
         _run(["evaluate", "--limit", "0"])
 
 
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--threads", "0"), ("--threads", "-2"), ("--batch-size", "0")],
+)
+def test_evaluate_and_demo_counts_are_checked(tmp_path, flag, value):
+    # --threads 0 used to crash in torch.set_num_threads (RuntimeError) and
+    # --batch-size 0 in range() with a message naming neither flag.
+    with pytest.raises(ValueError, match=rf"{flag}: expected >= 1, got {value}"):
+        _run(["evaluate", "--data", "digits", "--limit", "2", flag, value])
+    if flag == "--threads":
+        from deepscope._cli_demo import add_demo_command
+
+        parser = argparse.ArgumentParser()
+        add_demo_command(parser.add_subparsers(dest="command"))
+        args = parser.parse_args(["demo", "-o", str(tmp_path / "d"), flag, value])
+        with pytest.raises(ValueError, match=rf"{flag}: expected >= 1, got {value}"):
+            args.run(args)
+
+
 def test_registered_in_main(capsys):
     from deepscope.cli import main
 

@@ -107,6 +107,8 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     if args.limit < 1:
         raise ValueError(f"--limit: expected >= 1, got {args.limit}")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads: expected >= 1, got {args.threads}")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     args.output.mkdir(parents=True, exist_ok=True)
