@@ -343,6 +343,38 @@ def test_estimators_arbitrary_labels(rng, model):
     np.testing.assert_allclose(Pn.sum(1), 1.0)
 
 
+def test_knn_graph_names_x_for_nan():
+    X = np.arange(15.0).reshape(5, 3)
+    X[2, 1] = np.nan
+    with pytest.raises(ValueError, match="^X: expected finite values"):
+        knn_graph(X, 2)
+
+
+@pytest.mark.parametrize("model", [LaplacianSSL, LaplaceLearning, PoissonLearning])
+def test_estimators_user_facing_errors(rng, model):
+    X, y = _blobs(rng)
+    yl = np.where(_labels(y, 2, 0) >= 0, y, -1)
+    # Predicting before fit: a ValueError, not an AttributeError.
+    with pytest.raises(ValueError, match="not fitted"):
+        model().predict(X[:3])
+    # The estimator's parameter is n_neighbors, not knn_graph's k.
+    with pytest.raises(ValueError, match=r"^n_neighbors: expected 1 <= k <= 119"):
+        model(n_neighbors=500).fit(X, yl)
+    est = model(n_neighbors=8).fit(X, yl)
+    # New points with the wrong number of features: the message used to
+    # name internal arguments and swap expected and got ("reference:
+    # expected 3 columns like query, got 2").
+    with pytest.raises(ValueError, match=r"X: expected a non-empty \(M, 2\).*\(3, 3\)"):
+        est.predict(np.zeros((3, 3)))
+    with pytest.raises(ValueError, match=r"X: expected a non-empty \(M, 2\).*\(2,\)"):
+        est.predict(np.zeros(2))
+    with pytest.raises(ValueError, match=r"X: expected a non-empty \(M, 2\).*\(0, 2\)"):
+        est.predict(np.zeros((0, 2)))
+    bad = np.array([[0.0, np.nan]])
+    with pytest.raises(ValueError, match="^X: expected finite"):
+        est.predict(bad)
+
+
 @pytest.mark.parametrize("model", [LaplacianSSL, LaplaceLearning, PoissonLearning])
 def test_estimators_class_without_label_warns_never_nan(rng, model):
     X, y = _blobs(rng)

@@ -218,13 +218,20 @@ class _GraphSSLBase:
         from deepscope._arrays import to_numpy
 
         Xn = np.ascontiguousarray(to_numpy(X))
-        g = knn_graph(
-            Xn,
-            self.n_neighbors,
-            weight=self.weight,
-            sigma_neighbor=self.sigma_neighbor,
-            symmetrize=self.symmetrize,
-        )
+        try:
+            g = knn_graph(
+                Xn,
+                self.n_neighbors,
+                weight=self.weight,
+                sigma_neighbor=self.sigma_neighbor,
+                symmetrize=self.symmetrize,
+            )
+        except ValueError as error:
+            # knn_graph names its count k; the estimator's is n_neighbors.
+            message = str(error)
+            if not message.startswith("k: "):
+                raise
+            raise ValueError("n_neighbors: " + message[3:]) from None
         self.X_fit_ = Xn
         self.graph_ = g
         return g.affinity
@@ -261,12 +268,24 @@ class _GraphSSLBase:
         """
         from deepscope._arrays import to_numpy
 
+        if not hasattr(self, "label_distributions_"):
+            raise ValueError(
+                f"X: this {type(self).__name__} is not fitted yet; call fit first"
+            )
         if self.X_fit_ is None:
             raise ValueError(
                 "X: predict on new points needs affinity='knn'; use "
                 "transduction_ for a precomputed graph"
             )
         Xn = np.ascontiguousarray(to_numpy(X), dtype=self.X_fit_.dtype)
+        d = self.X_fit_.shape[1]
+        if Xn.ndim != 2 or Xn.shape[1] != d or Xn.shape[0] == 0:
+            raise ValueError(
+                f"X: expected a non-empty (M, {d}) array (the {d} features seen "
+                f"in fit), got shape {Xn.shape}"
+            )
+        if not np.isfinite(Xn).all():
+            raise ValueError("X: expected finite values, found NaN or inf")
         if Xn.shape == self.X_fit_.shape and np.array_equal(Xn, self.X_fit_):
             return self.label_distributions_.copy()
         k = min(self.n_neighbors, self.X_fit_.shape[0])
@@ -280,7 +299,8 @@ class _GraphSSLBase:
 
     def predict(self, X: Any) -> np.ndarray:
         """Most probable class of each new point, as values of ``classes_``."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def score(self, X: Any, y: Any) -> float:
         return float(np.mean(self.predict(X) == np.asarray(y)))
