@@ -145,6 +145,40 @@ def test_errors_still_raise_value_error():
         ops.farthest_point_sample(torch.randn(5), 2)
 
 
+def _count_calls():
+    pts = _cloud(N=64)
+    anchors = torch.zeros(2, 4, dtype=torch.int64)
+    feats = torch.rand(2, 32, 64, dtype=torch.float64)
+    imp = torch.rand(2, 64)
+    return {
+        "n_samples": lambda v: ops.farthest_point_sample(pts, v),
+        "start_index": lambda v: ops.farthest_point_sample(pts, 4, start_index=v),
+        "k": lambda v: ops.knn(pts, k=v),
+        "max_neighbors": lambda v: ops.ball_query(pts, radius=1.0, max_neighbors=v),
+        "patch_size": lambda v: ops.knn_patches(pts, anchors, v),
+        "length": lambda v: ops.random_walk_curves(pts, anchors, v),
+        "size": lambda v: ops.random_subsets(pts, v, 3),
+        "n_subsets": lambda v: ops.random_subsets(pts, 8, v),
+        "least_k": lambda v: ops.least_important(imp, v),
+        "feature_k": lambda v: ops.feature_knn(feats[0].T.contiguous(), k=v),
+        "partial_size": lambda v: ops.partial_clouds(pts, "patch", size=v),
+        "n_anchors": lambda v: ops.partial_clouds(pts, "random", n_anchors=v),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_count_calls()))
+@pytest.mark.parametrize("value", [True, 2.0], ids=["bool", "float"])
+def test_counts_reject_bools_and_floats(name, value):
+    # The schema turned True into 1 silently and a float into a RuntimeError;
+    # the plain API (and README) reject both with a ValueError naming the
+    # argument.
+    call = _count_calls()[name]
+    arg = name.removeprefix("least_").removeprefix("feature_").removeprefix("partial_")
+    with pytest.raises(ValueError, match=rf"^{arg}: expected an integer, got"):
+        call(value)
+    call(np.int64(2))  # NumPy integers are integers
+
+
 # ----------------------------------------------------------------------------
 # torch.compile of an inference path: FPS -> kNN -> MLP -> max-pool + importance
 

@@ -43,7 +43,7 @@ if not hasattr(torch.library, "custom_op"):
 
 from deepscope import importance as _importance
 from deepscope import pointcloud as _pointcloud
-from deepscope._arrays import INT64_MAX, SEED_MAX, check_seed
+from deepscope._arrays import INT64_MAX, SEED_MAX, _integer_scalar, check_seed
 from deepscope.dynamics import AssignFit
 from deepscope.importance import ImportanceStats
 from deepscope.pointcloud import FPSResult, KNNResult, PartialResult
@@ -93,6 +93,18 @@ def _batch_dims(x: Tensor, name: str, channels_first: bool = False):
 
 def _shape(B, *rest) -> tuple:
     return tuple(rest) if B is None else (B, *rest)
+
+
+def _count(value: object, name: str) -> object:
+    """An integer argument of an operator, checked before the schema sees it.
+
+    The schema would turn ``True`` into 1 silently and report a float as a
+    RuntimeError; bools and non-integers raise a ValueError naming ``name``
+    here, as in the plain API. Symbolic ints pass (range checks run inside).
+    """
+    if isinstance(value, torch.SymInt):
+        return value
+    return _integer_scalar(value, name, "an integer")
 
 
 def _to_op_seed(seed: object) -> int:
@@ -183,7 +195,12 @@ def farthest_point_sample(
     """
     return FPSResult(
         *torch.ops.deepscope.farthest_point_sample(
-            points, n_samples, lengths, start_index, allow_fewer, channels_first
+            points,
+            _count(n_samples, "n_samples"),
+            lengths,
+            _count(start_index, "start_index"),
+            allow_fewer,
+            channels_first,
         )
     )
 
@@ -251,7 +268,7 @@ def knn(
         *torch.ops.deepscope.knn(
             query,
             reference,
-            k,
+            _count(k, "k"),
             query_lengths,
             reference_lengths,
             exclude_self,
@@ -315,7 +332,7 @@ def ball_query(
             query,
             reference,
             float(radius),
-            max_neighbors,
+            _count(max_neighbors, "max_neighbors"),
             query_lengths,
             reference_lengths,
             exclude_self,
@@ -374,7 +391,7 @@ def knn_patches(
     """
     return PartialResult(
         *torch.ops.deepscope.knn_patches(
-            points, anchors, patch_size, lengths, channels_first
+            points, anchors, _count(patch_size, "patch_size"), lengths, channels_first
         )
     )
 
@@ -429,8 +446,8 @@ def random_walk_curves(
         *torch.ops.deepscope.random_walk_curves(
             points,
             anchors,
-            length,
-            k,
+            _count(length, "length"),
+            _count(k, "k"),
             allow_revisits,
             _to_op_seed(seed),
             lengths,
@@ -481,7 +498,12 @@ def random_subsets(
     """
     return PartialResult(
         *torch.ops.deepscope.random_subsets(
-            points, size, n_subsets, _to_op_seed(seed), lengths, channels_first
+            points,
+            _count(size, "size"),
+            _count(n_subsets, "n_subsets"),
+            _to_op_seed(seed),
+            lengths,
+            channels_first,
         )
     )
 
@@ -672,7 +694,9 @@ def least_important(
 ) -> Tensor:
     """:func:`deepscope.importance.least_important` with an int ``k``:
     (B, k) int64."""
-    return torch.ops.deepscope.least_important(importance, k, tiebreak, lengths)
+    return torch.ops.deepscope.least_important(
+        importance, _count(k, "k"), tiebreak, lengths
+    )
 
 
 @torch.library.custom_op(f"{_LIB}::adaptive_subset", mutates_args=())
@@ -746,7 +770,9 @@ def partial_clouds(
         raise ValueError(
             f"method: expected one of {', '.join(map(repr, _METHODS))}, got {method!r}"
         )
-    size = _pointcloud.PAPER_DEFAULTS[method] if size is None else int(size)
+    size = _pointcloud.PAPER_DEFAULTS[method] if size is None else _count(size, "size")
+    if anchors is None:
+        n_anchors = _count(n_anchors, "n_anchors")
     if method == "random":
         n = n_anchors if anchors is None else anchors.shape[-1]
         return random_subsets(
@@ -833,7 +859,13 @@ def feature_knn(
     if exclude_self is None:
         exclude_self = reference is None
     return KNNResult(
-        *torch.ops.deepscope.feature_knn(query, reference, k, exclude_self, block_size)
+        *torch.ops.deepscope.feature_knn(
+            query,
+            reference,
+            _count(k, "k"),
+            exclude_self,
+            _count(block_size, "block_size"),
+        )
     )
 
 
