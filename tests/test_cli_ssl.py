@@ -107,3 +107,25 @@ def test_evaluate_and_format_table(rng):
     assert "| Laplace learning |" in table
     with pytest.raises(ValueError, match="methods"):
         evaluate_ssl(X, y, methods=("knn",))
+
+
+def test_evaluate_any_label_values_and_too_many_labels(rng):
+    X = np.concatenate([rng.standard_normal((20, 4)) + 8 * c for c in range(3)])
+    y = np.repeat(np.arange(3), 20)
+    kw = dict(labels_per_class=(1, 2), n_seeds=2, n_neighbors=6)
+    kw["methods"] = ("laplace", "poisson", "spectral", "lssl")
+    kw["lssl_neighbors"] = 10
+    kw["lssl_sigma_neighbor"] = 5
+    expected = evaluate_ssl(X, y, **kw)
+    # Non-contiguous label values (e.g. a subset without some classes) used
+    # to fail with "y: labels [...] are not in classes"; they are the same
+    # problem as 0..C-1.
+    got = evaluate_ssl(X, np.array([3, 7, 11])[y], **kw)
+    for m in kw["methods"]:
+        for per in (1, 2):
+            np.testing.assert_array_equal(
+                got.accuracy[m][per], expected.accuracy[m][per]
+            )
+    # Labelling every point left nothing to score (the table printed nan).
+    with pytest.raises(ValueError, match=r"labels_per_class: expected fewer than 20"):
+        evaluate_ssl(X, y, labels_per_class=(1, 20), methods=("laplace",))
