@@ -375,6 +375,28 @@ def test_estimators_user_facing_errors(rng, model):
         est.predict(bad)
 
 
+@pytest.mark.parametrize("model", [LaplaceLearning, PoissonLearning])
+def test_cg_settings_checked_and_non_convergence_warns(rng, model):
+    X, y = _blobs(rng)
+    yl = np.where(_labels(y, 2, 0) >= 0, y, -1)
+    # tol <= 0 / NaN and max_iter <= 0 used to run silently: max_iter=0
+    # returned all-zero solutions (about chance accuracy) with no message.
+    for tol in (0.0, -1.0, float("nan"), "1e-3", True):
+        with pytest.raises(ValueError, match="^tol: expected a finite number > 0"):
+            model(n_neighbors=8, tol=tol).fit(X, yl)
+    for max_iter, match in ((0, ">= 1, got 0"), (-3, ">= 1"), (2.5, "an integer")):
+        with pytest.raises(ValueError, match=f"^max_iter: expected.*{match}"):
+            model(n_neighbors=8, max_iter=max_iter).fit(X, yl)
+    # One CG step cannot reach the tolerance: say so instead of returning
+    # an unconverged answer silently.
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        model(n_neighbors=8, max_iter=1).fit(X, yl)
+    assert any("CG did not reach tol" in str(w.message) for w in record)
+    # The defaults converge: no warning (warnings are errors in the tests).
+    assert (model(n_neighbors=8).fit(X, yl).transduction_ == y).mean() > 0.95
+
+
 @pytest.mark.parametrize("model", [LaplacianSSL, LaplaceLearning, PoissonLearning])
 def test_estimators_class_without_label_warns_never_nan(rng, model):
     X, y = _blobs(rng)

@@ -17,11 +17,14 @@ All estimators follow scikit-learn: ``fit(X, y)`` with ``y == -1`` (the
 
 from __future__ import annotations
 
+import math
+import numbers
 import warnings
 from typing import Any
 
 import numpy as np
 
+from deepscope._arrays import check_count
 from deepscope.graph._knn_graph import feature_knn, knn_graph
 from deepscope.graph._laplacian import as_affinity, laplacian
 from deepscope.graph._spectral import smallest_eigenvectors
@@ -345,7 +348,24 @@ def _cg_solve(A: Any, B: np.ndarray, tol: float, maxiter: int) -> np.ndarray:
         beta = np.where(rz > 0, rz_new / np.where(rz > 0, rz, 1.0), 0.0)
         P = Z + beta * P
         rz = rz_new
+    if active.any():
+        warnings.warn(
+            f"CG did not reach tol={tol} in max_iter={maxiter} iterations for "
+            f"{int(active.sum())} of {active.size} classes; the result is not "
+            "converged (raise max_iter or tol)",
+            UserWarning,
+            stacklevel=3,
+        )
     return X
+
+
+def _check_solver(tol: Any, max_iter: Any) -> tuple[float, int]:
+    """The CG settings: a finite tol > 0 and an integer max_iter >= 1."""
+    if isinstance(tol, (bool, np.bool_)) or not isinstance(tol, numbers.Real):
+        raise ValueError(f"tol: expected a finite number > 0, got {tol!r}")
+    if not (math.isfinite(float(tol)) and tol > 0):
+        raise ValueError(f"tol: expected a finite number > 0, got {tol!r}")
+    return float(tol), check_count(max_iter, "max_iter", 1)
 
 
 class LaplaceLearning(_GraphSSLBase):
@@ -391,6 +411,7 @@ class LaplaceLearning(_GraphSSLBase):
         self.max_iter = max_iter
 
     def fit(self, X: Any, y: Any) -> LaplaceLearning:
+        tol, max_iter = _check_solver(self.tol, self.max_iter)
         W = self._graph(X)
         n = W.shape[0]
         codes = self._encode(y, n)
@@ -405,7 +426,7 @@ class LaplaceLearning(_GraphSSLBase):
         if unl.size:
             A = L[unl][:, unl]
             B = -(L[unl][:, li] @ Y)
-            proba[unl] = _cg_solve(A, B, self.tol, self.max_iter)
+            proba[unl] = _cg_solve(A, B, tol, max_iter)
         self._finish(proba, codes)
         return self
 
@@ -452,6 +473,7 @@ class PoissonLearning(_GraphSSLBase):
     def fit(self, X: Any, y: Any) -> PoissonLearning:
         from scipy.sparse.csgraph import connected_components
 
+        tol, max_iter = _check_solver(self.tol, self.max_iter)
         W = self._graph(X)
         n = W.shape[0]
         codes = self._encode(y, n)
@@ -470,7 +492,7 @@ class PoissonLearning(_GraphSSLBase):
         r = np.flatnonzero(reach)
         U = np.zeros((n, C))
         if r.size:
-            U[r] = _cg_solve(L[r][:, r], B[r], self.tol, self.max_iter)
+            U[r] = _cg_solve(L[r][:, r], B[r], tol, max_iter)
             for cid in np.unique(comp[r]):
                 members = r[comp[r] == cid]
                 U[members] -= U[members].mean(0)
