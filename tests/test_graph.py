@@ -375,6 +375,23 @@ def test_estimators_user_facing_errors(rng, model):
         est.predict(bad)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [({"mu1": -1.0}, "mu1"), ({"mu1": float("nan")}, "mu1"), ({"mu2": -1}, "mu2")],
+)
+def test_lssl_mixing_weights_checked(rng, kwargs, name):
+    # A negative or NaN weight used to be reported as a bad affinity
+    # ("W: expected non-negative affinities"), naming no parameter the
+    # caller set.
+    X, y = _blobs(rng)
+    yl = np.where(_labels(y, 2, 0) >= 0, y, -1)
+    with pytest.raises(ValueError, match=f"^{name}: expected a finite number >= 0"):
+        LaplacianSSL(n_neighbors=8, **kwargs).fit(X, yl)
+    W = knn_graph(X, 8).affinity
+    with pytest.raises(ValueError, match=f"^{name}: expected a finite number >= 0"):
+        ssl_affinity(W, yl, **kwargs)
+
+
 @pytest.mark.parametrize("model", [LaplaceLearning, PoissonLearning])
 def test_cg_settings_checked_and_non_convergence_warns(rng, model):
     X, y = _blobs(rng)

@@ -84,6 +84,13 @@ def ssl_affinity(
         mu2 = n / m - 1.0 if m else 0.0
     if w_max is None:
         w_max = max(1.0, float(Wc.data.max()) if Wc.nnz else 1.0)
+    for name, value in (("mu1", mu1), ("mu2", mu2), ("w_max", w_max)):
+        if (
+            isinstance(value, (bool, np.bool_))
+            or not isinstance(value, numbers.Real)
+            or not (math.isfinite(float(value)) and value >= 0)
+        ):
+            raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
 
     coo = Wc.tocoo()
     r, c, v = coo.row, coo.col, coo.data.astype(np.float64)
