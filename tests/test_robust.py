@@ -234,6 +234,26 @@ def test_errors(kwargs, match):
         robust.corrupt(args["points"], args["kind"], args["level"], args["seed"])
 
 
+@pytest.mark.parametrize("kind", robust.CORRUPTIONS)
+def test_empty_batch_is_named(kind):
+    # An empty batch failed inside NumPy ("need at least one array to
+    # stack"), naming no argument.
+    empty = np.zeros((0, 1024, 3), np.float32)
+    with pytest.raises(ValueError, match=r"^points: expected at least one cloud"):
+        robust.corrupt(empty, kind, 0)
+    with pytest.raises(ValueError, match=r"^points: expected at least one cloud"):
+        robust.corrupt_dataset(empty, kinds=[kind])
+
+
+def test_corrupt_dataset_rejects_a_string_of_kinds():
+    # "scale" used to be read letter by letter ("got 's'").
+    x = _clouds(B=1, N=1024)
+    with pytest.raises(ValueError, match=r"^kinds: expected a sequence.*'scale'"):
+        robust.corrupt_dataset(x, kinds="scale")
+    data = robust.corrupt_dataset(x, kinds=["scale"], levels=[0])
+    assert sorted(data) == ["clean", "scale_0"]
+
+
 def test_hdf5_round_trip(tmp_path):
     pytest.importorskip("h5py")
     x = _clouds(B=3, N=1024)
