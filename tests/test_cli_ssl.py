@@ -81,6 +81,12 @@ def test_ssl_command_rejects_bad_counts(capsys):
         _run(["ssl", "--seeds", "0"], capsys)
 
 
+def test_ssl_command_too_many_labels_names_the_flag(capsys):
+    # 40 digits: no class has 30 points, so --labels 30 labels every point.
+    with pytest.raises(ValueError, match=r"^--labels: expected fewer than"):
+        _run(["ssl", "-n", "40", "--labels", "30", "--methods", "laplace"], capsys)
+
+
 def test_draw_labels_stratified():
     y = np.repeat(np.arange(4), 10)
     yl = draw_labels(y, 3, seed=1)
