@@ -510,6 +510,25 @@ def test_undefined_scores_are_nan():
     assert math.isnan(result.rmce)
 
 
+def test_report_explains_nan_cells():
+    # deepscope evaluate --limit 5 printed a column of "nan" RmCE with no
+    # word on why (the normaliser lost no accuracy on a corruption).
+    ref_acc = {"clean": 0.8, **{k: 0.6 for k in robust.CORRUPTIONS}}
+    ref_acc["rotate"] = 0.8  # no drop: RCE undefined
+    mine = {"clean": 0.9, **{k: 0.7 for k in robust.CORRUPTIONS}}
+    scores = {
+        "ref": robust.mce(ref_acc, reference=ref_acc),
+        "mine": robust.mce(mine, reference=ref_acc),
+    }
+    assert math.isnan(scores["mine"].rce["rotate"])
+    report = robust.RobustnessReport({}, scores, "ref", {})
+    for markdown in (False, True):
+        text = robust.format_report(report, markdown=markdown)
+        assert "nan: undefined" in text
+    clean = robust.RobustnessReport({}, {"mine": robust.mce(mine, mine)}, "x", {})
+    assert "nan" not in robust.format_report(clean)
+
+
 @pytest.mark.parametrize("N", [1, 2, 3, 5])
 def test_epic_tiny_clouds(N):
     torch.manual_seed(0)
