@@ -375,6 +375,16 @@ def test_estimators_user_facing_errors(rng, model):
         est.predict(bad)
 
 
+def test_lssl_flag_and_restarts_checked(rng):
+    # drop_first=1 passed silently; n_init=0 failed inside scikit-learn.
+    X, y = _blobs(rng)
+    yl = np.where(_labels(y, 2, 0) >= 0, y, -1)
+    with pytest.raises(ValueError, match="^drop_first: expected True or False"):
+        LaplacianSSL(n_neighbors=8, drop_first=1).fit(X, yl)
+    with pytest.raises(ValueError, match="^n_init: expected n_init >= 1, got 0"):
+        LaplacianSSL(n_neighbors=8, n_init=0).fit(X, yl)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "name"),
     [({"mu1": -1.0}, "mu1"), ({"mu1": float("nan")}, "mu1"), ({"mu2": -1}, "mu2")],

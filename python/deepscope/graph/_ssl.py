@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from deepscope._arrays import check_count
+from deepscope._arrays import check_count, flag
 from deepscope.graph._knn_graph import feature_knn, knn_graph
 from deepscope.graph._laplacian import as_affinity, laplacian
 from deepscope.graph._spectral import smallest_eigenvectors
@@ -575,6 +575,8 @@ class LaplacianSSL(_GraphSSLBase):
     def fit(self, X: Any, y: Any) -> LaplacianSSL:
         from sklearn.cluster import KMeans
 
+        drop_first = flag(self.drop_first, "drop_first")
+        n_init = check_count(self.n_init, "n_init")
         W = self._graph(X)
         n = W.shape[0]
         codes = self._encode(y, n)
@@ -583,14 +585,14 @@ class LaplacianSSL(_GraphSSLBase):
         L = laplacian(Wssl).laplacian
         n_vec = max(C, 2)
         eig = smallest_eigenvectors(L, n_vec, seed=self.random_state)
-        V = eig.vectors[:, 1:] if self.drop_first else eig.vectors
+        V = eig.vectors[:, 1:] if drop_first else eig.vectors
         self.eigen_ = eig
         self.embedding_ = V
 
         # k-means on the unlabelled rows; labelled rows are assigned after.
         lab = codes >= 0
         fit_rows = ~lab if (~lab).sum() >= C else np.ones(n, bool)
-        km = KMeans(C, random_state=self.random_state, n_init=self.n_init)
+        km = KMeans(C, random_state=self.random_state, n_init=n_init)
         km.fit(V[fit_rows])
         clusters = km.predict(V)
         self.clusters_ = clusters
