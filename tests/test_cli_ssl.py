@@ -87,6 +87,17 @@ def test_ssl_command_too_many_labels_names_the_flag(capsys):
         _run(["ssl", "-n", "40", "--labels", "30", "--methods", "laplace"], capsys)
 
 
+def test_load_dataset_subset_size_checked():
+    # -n above the dataset size used to fall back to all points silently.
+    from deepscope.graph._datasets import load_dataset
+
+    X, y = load_dataset("digits", n=100, seed=3)
+    assert X.shape == (100, 64)
+    assert load_dataset("digits", n=1797)[0].shape == (1797, 64)
+    with pytest.raises(ValueError, match=r"^n: expected <= 1797 \(points in digits\)"):
+        load_dataset("digits", n=1798)
+
+
 def test_draw_labels_stratified():
     y = np.repeat(np.arange(4), 10)
     yl = draw_labels(y, 3, seed=1)
