@@ -196,6 +196,38 @@ def test_basis_errors():
     assert np.bincount(y[m.anchors_]).tolist() == [3, 3, 3]
 
 
+def test_basis_read_only_input_no_warning_not_modified():
+    # torch warns once per process when it wraps a read-only NumPy array, so
+    # the check runs in a fresh interpreter with warnings as errors.
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import numpy as np
+        from deepscope.graph._basis import BASiS
+        rng = np.random.default_rng(0)
+        for dtype in (np.float32, np.float64):
+            X = rng.normal(size=(90, 4)).astype(dtype)
+            X.setflags(write=False)
+            before = X.copy()
+            model = BASiS(2, n_anchors=10, batch_size=60, hidden=(16,),
+                          n_iterations=2, seed=0)
+            E = model.fit_transform(X)
+            assert np.array_equal(X, before)
+            assert np.isfinite(np.asarray(E)).all()
+        """
+    )
+    run = subprocess.run(
+        [sys.executable, "-W", "error::UserWarning", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+
+
 def test_spectralnet_orthonorm_rank_safe():
     net = SpectralNetEmbedding(3)
     Y = torch.randn(50, 3, dtype=torch.float64)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 
 import numpy as np
 import pytest
@@ -46,6 +47,17 @@ def test_files_and_text(tmp_path, capsys):
     assert not list(tmp_path.glob("*.png"))
     assert _run([str(tmp_path / "img.npy"), "--no-png"]) == 0
     assert "[modality gap]" not in capsys.readouterr().out
+
+
+def test_single_row_writes_figures_without_warnings(tmp_path, capsys):
+    # One row has no leave-one-out conformity: the empty histogram's
+    # ax.legend() leaked matplotlib's "No artists with labels" UserWarning.
+    np.save(tmp_path / "one.npy", np.ones((1, 4)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _run([str(tmp_path / "one.npy"), "--out-dir", str(tmp_path)]) == 0
+    assert "conformity: needs at least 2 rows" in capsys.readouterr().out
+    assert (tmp_path / "conformity_hist.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_bad_arguments(tmp_path):

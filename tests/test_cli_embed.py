@@ -84,14 +84,23 @@ def test_embed_three_moons_paper_setting(capsys):
     assert "png" not in rep
 
 
+_TINY = ["embed", "-n", "60", "--iterations", "2", "--batch-size", "40"]
+_TINY += ["--anchors", "10", "--threads", "1"]
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["embed", "--iterations", "0"], "--iterations"),
         (["embed", "-n", "1"], "-n"),
         (["embed", "-k", "0"], "--components"),
+        # Bad picture paths fail before training, not after it.
+        ([*_TINY, "--png", "view.txt"], "--png: expected a file name ending in .png"),
+        ([*_TINY, "--png", "view"], "--png: expected a file name ending in .png"),
+        ([*_TINY, "--png", "no/such/folder/view.png"], "--png: expected an existing"),
     ],
 )
-def test_embed_bad_arguments(argv, message, capsys):
+def test_embed_bad_arguments(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
     assert message in capsys.readouterr().err

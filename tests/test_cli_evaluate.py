@@ -65,6 +65,48 @@ def test_evaluate_errors(tmp_path):
         _run(["evaluate", "--limit", "0"])
 
 
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--threads", "0"), ("--threads", "-2"), ("--batch-size", "0")],
+)
+def test_evaluate_and_demo_counts_are_checked(tmp_path, flag, value):
+    # --threads 0 used to crash in torch.set_num_threads (RuntimeError) and
+    # --batch-size 0 in range() with a message naming neither flag.
+    with pytest.raises(ValueError, match=rf"{flag}: expected >= 1, got {value}"):
+        _run(["evaluate", "--data", "digits", "--limit", "2", flag, value])
+    if flag == "--threads":
+        from deepscope._cli_demo import add_demo_command
+
+        parser = argparse.ArgumentParser()
+        add_demo_command(parser.add_subparsers(dest="command"))
+        args = parser.parse_args(["demo", "-o", str(tmp_path / "d"), flag, value])
+        with pytest.raises(ValueError, match=rf"{flag}: expected >= 1, got {value}"):
+            args.run(args)
+
+
+def test_demo_checks_kinds_before_loading(tmp_path, monkeypatch, capsys):
+    # An unknown --kinds used to be reported only after the data and the
+    # models were loaded (and the output folder created).
+    from deepscope import _cli_demo
+
+    def no_data(limit):
+        raise AssertionError("data loaded before --kinds was checked")
+
+    monkeypatch.setattr(_cli_demo, "_data", no_data)
+    parser = argparse.ArgumentParser()
+    _cli_demo.add_demo_command(parser.add_subparsers(dest="command"))
+    out = tmp_path / "demo"
+    args = parser.parse_args(["demo", "-o", str(out), "--kinds", "scale", "wobble"])
+    with pytest.raises(ValueError, match="--kinds: expected some of .*got wobble"):
+        args.run(args)
+    assert not out.exists()
+    help_text = _cli_demo.add_demo_command(
+        argparse.ArgumentParser().add_subparsers()
+    ).format_help()
+    assert "default: deepscope-demo" in help_text
+    assert "corruption seed (default: 0)" in help_text
+
+
 def test_registered_in_main(capsys):
     from deepscope.cli import main
 

@@ -81,6 +81,23 @@ def test_ssl_command_rejects_bad_counts(capsys):
         _run(["ssl", "--seeds", "0"], capsys)
 
 
+def test_ssl_command_too_many_labels_names_the_flag(capsys):
+    # 40 digits: no class has 30 points, so --labels 30 labels every point.
+    with pytest.raises(ValueError, match=r"^--labels: expected fewer than"):
+        _run(["ssl", "-n", "40", "--labels", "30", "--methods", "laplace"], capsys)
+
+
+def test_load_dataset_subset_size_checked():
+    # -n above the dataset size used to fall back to all points silently.
+    from deepscope.graph._datasets import load_dataset
+
+    X, y = load_dataset("digits", n=100, seed=3)
+    assert X.shape == (100, 64)
+    assert load_dataset("digits", n=1797)[0].shape == (1797, 64)
+    with pytest.raises(ValueError, match=r"^n: expected <= 1797 \(points in digits\)"):
+        load_dataset("digits", n=1798)
+
+
 def test_draw_labels_stratified():
     y = np.repeat(np.arange(4), 10)
     yl = draw_labels(y, 3, seed=1)
@@ -107,3 +124,25 @@ def test_evaluate_and_format_table(rng):
     assert "| Laplace learning |" in table
     with pytest.raises(ValueError, match="methods"):
         evaluate_ssl(X, y, methods=("knn",))
+
+
+def test_evaluate_any_label_values_and_too_many_labels(rng):
+    X = np.concatenate([rng.standard_normal((20, 4)) + 8 * c for c in range(3)])
+    y = np.repeat(np.arange(3), 20)
+    kw = dict(labels_per_class=(1, 2), n_seeds=2, n_neighbors=6)
+    kw["methods"] = ("laplace", "poisson", "spectral", "lssl")
+    kw["lssl_neighbors"] = 10
+    kw["lssl_sigma_neighbor"] = 5
+    expected = evaluate_ssl(X, y, **kw)
+    # Non-contiguous label values (e.g. a subset without some classes) used
+    # to fail with "y: labels [...] are not in classes"; they are the same
+    # problem as 0..C-1.
+    got = evaluate_ssl(X, np.array([3, 7, 11])[y], **kw)
+    for m in kw["methods"]:
+        for per in (1, 2):
+            np.testing.assert_array_equal(
+                got.accuracy[m][per], expected.accuracy[m][per]
+            )
+    # Labelling every point left nothing to score (the table printed nan).
+    with pytest.raises(ValueError, match=r"labels_per_class: expected fewer than 20"):
+        evaluate_ssl(X, y, labels_per_class=(1, 20), methods=("laplace",))

@@ -150,6 +150,22 @@ def test_bad_inputs(fn):
         fn(np.ones((3, 4)), np.ones((3, 4)), leave_one_out=True)
 
 
+@pytest.mark.parametrize(
+    "fn",
+    [
+        E.exact_conformity,
+        E.conformity,
+        E.fit_conformity_estimate,
+        lambda x: E.ShellGeometry.fit(x),
+    ],
+)
+@pytest.mark.parametrize("value", [[[1.0, 2.0], [3.0, 4.0]], ((1.0, 2.0),), "ab"])
+def test_non_array_input_is_a_value_error(fn, value):
+    # Lists used to reach torch.from_dlpack and fail with a RuntimeError.
+    with pytest.raises(ValueError, match=r"expected a NumPy, torch or CuPy.*got"):
+        fn(value)
+
+
 def test_exact_bad_block():
     with pytest.raises(ValueError, match="block"):
         E.exact_conformity(np.ones((3, 2)), block=0)

@@ -288,6 +288,15 @@ def test_zero_samples_and_empty_batch():
             {"points": np.zeros((2, 4, 3)), "n_samples": 1, "start_index": [0, 9]},
             "start_index",
         ),
+        # Checked even when no cloud is short (it used to pass silently then).
+        (
+            {"points": np.zeros((4, 3)), "n_samples": 1, "allow_fewer": 1},
+            "allow_fewer: expected True or False, got 1",
+        ),
+        (
+            {"points": np.zeros((4, 3)), "n_samples": 1, "allow_fewer": "no"},
+            "allow_fewer: expected True or False",
+        ),
     ],
 )
 def test_validation_errors_name_the_argument(kwargs, match):

@@ -343,6 +343,87 @@ def test_estimators_arbitrary_labels(rng, model):
     np.testing.assert_allclose(Pn.sum(1), 1.0)
 
 
+def test_knn_graph_names_x_for_nan():
+    X = np.arange(15.0).reshape(5, 3)
+    X[2, 1] = np.nan
+    with pytest.raises(ValueError, match="^X: expected finite values"):
+        knn_graph(X, 2)
+
+
+@pytest.mark.parametrize("model", [LaplacianSSL, LaplaceLearning, PoissonLearning])
+def test_estimators_user_facing_errors(rng, model):
+    X, y = _blobs(rng)
+    yl = np.where(_labels(y, 2, 0) >= 0, y, -1)
+    # Predicting before fit: a ValueError, not an AttributeError.
+    with pytest.raises(ValueError, match="not fitted"):
+        model().predict(X[:3])
+    # The estimator's parameter is n_neighbors, not knn_graph's k.
+    with pytest.raises(ValueError, match=r"^n_neighbors: expected 1 <= k <= 119"):
+        model(n_neighbors=500).fit(X, yl)
+    est = model(n_neighbors=8).fit(X, yl)
+    # New points with the wrong number of features: the message used to
+    # name internal arguments and swap expected and got ("reference:
+    # expected 3 columns like query, got 2").
+    with pytest.raises(ValueError, match=r"X: expected a non-empty \(M, 2\).*\(3, 3\)"):
+        est.predict(np.zeros((3, 3)))
+    with pytest.raises(ValueError, match=r"X: expected a non-empty \(M, 2\).*\(2,\)"):
+        est.predict(np.zeros(2))
+    with pytest.raises(ValueError, match=r"X: expected a non-empty \(M, 2\).*\(0, 2\)"):
+        est.predict(np.zeros((0, 2)))
+    bad = np.array([[0.0, np.nan]])
+    with pytest.raises(ValueError, match="^X: expected finite"):
+        est.predict(bad)
+
+
+def test_lssl_flag_and_restarts_checked(rng):
+    # drop_first=1 passed silently; n_init=0 failed inside scikit-learn.
+    X, y = _blobs(rng)
+    yl = np.where(_labels(y, 2, 0) >= 0, y, -1)
+    with pytest.raises(ValueError, match="^drop_first: expected True or False"):
+        LaplacianSSL(n_neighbors=8, drop_first=1).fit(X, yl)
+    with pytest.raises(ValueError, match="^n_init: expected n_init >= 1, got 0"):
+        LaplacianSSL(n_neighbors=8, n_init=0).fit(X, yl)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [({"mu1": -1.0}, "mu1"), ({"mu1": float("nan")}, "mu1"), ({"mu2": -1}, "mu2")],
+)
+def test_lssl_mixing_weights_checked(rng, kwargs, name):
+    # A negative or NaN weight used to be reported as a bad affinity
+    # ("W: expected non-negative affinities"), naming no parameter the
+    # caller set.
+    X, y = _blobs(rng)
+    yl = np.where(_labels(y, 2, 0) >= 0, y, -1)
+    with pytest.raises(ValueError, match=f"^{name}: expected a finite number >= 0"):
+        LaplacianSSL(n_neighbors=8, **kwargs).fit(X, yl)
+    W = knn_graph(X, 8).affinity
+    with pytest.raises(ValueError, match=f"^{name}: expected a finite number >= 0"):
+        ssl_affinity(W, yl, **kwargs)
+
+
+@pytest.mark.parametrize("model", [LaplaceLearning, PoissonLearning])
+def test_cg_settings_checked_and_non_convergence_warns(rng, model):
+    X, y = _blobs(rng)
+    yl = np.where(_labels(y, 2, 0) >= 0, y, -1)
+    # tol <= 0 / NaN and max_iter <= 0 used to run silently: max_iter=0
+    # returned all-zero solutions (about chance accuracy) with no message.
+    for tol in (0.0, -1.0, float("nan"), "1e-3", True):
+        with pytest.raises(ValueError, match="^tol: expected a finite number > 0"):
+            model(n_neighbors=8, tol=tol).fit(X, yl)
+    for max_iter, match in ((0, ">= 1, got 0"), (-3, ">= 1"), (2.5, "an integer")):
+        with pytest.raises(ValueError, match=f"^max_iter: expected.*{match}"):
+            model(n_neighbors=8, max_iter=max_iter).fit(X, yl)
+    # One CG step cannot reach the tolerance: say so instead of returning
+    # an unconverged answer silently.
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        model(n_neighbors=8, max_iter=1).fit(X, yl)
+    assert any("CG did not reach tol" in str(w.message) for w in record)
+    # The defaults converge: no warning (warnings are errors in the tests).
+    assert (model(n_neighbors=8).fit(X, yl).transduction_ == y).mean() > 0.95
+
+
 @pytest.mark.parametrize("model", [LaplacianSSL, LaplaceLearning, PoissonLearning])
 def test_estimators_class_without_label_warns_never_nan(rng, model):
     X, y = _blobs(rng)

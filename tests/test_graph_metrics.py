@@ -69,6 +69,26 @@ def test_grassmann_basis_invariant_and_bounds():
         metrics.grassmann_distance(A, A[:10])
 
 
+@pytest.mark.parametrize("which", ["zero", "repeated"])
+def test_grassmann_rejects_rank_deficient_bases(which):
+    # A collapsed embedding (a zero or repeated column) spans fewer than K
+    # dimensions; QR used to fill the gap with an arbitrary direction and
+    # return a number that depends on it.
+    rng = np.random.default_rng(3)
+    A = rng.normal(size=(40, 3))
+    B = A.copy()
+    B[:, 2] = 0.0 if which == "zero" else B[:, 0]
+    assert np.linalg.matrix_rank(B) == 2
+    with pytest.raises(ValueError, match=r"B: expected 3 linearly independent.*rank 2"):
+        metrics.grassmann_distance(A, B)
+    with pytest.raises(ValueError, match=r"A: expected 3 linearly independent.*rank 2"):
+        metrics.grassmann_distance(B, A)
+    # Its independent columns still compare exactly.
+    assert metrics.grassmann_distance(A[:, :2], B[:, :2]) == pytest.approx(
+        ref.grassmann_reference(A[:, :2], B[:, :2]), abs=1e-10
+    )
+
+
 def test_orthogonality_error():
     rng = np.random.default_rng(2)
     U = rng.normal(size=(30, 5))

@@ -234,6 +234,26 @@ def test_errors(kwargs, match):
         robust.corrupt(args["points"], args["kind"], args["level"], args["seed"])
 
 
+@pytest.mark.parametrize("kind", robust.CORRUPTIONS)
+def test_empty_batch_is_named(kind):
+    # An empty batch failed inside NumPy ("need at least one array to
+    # stack"), naming no argument.
+    empty = np.zeros((0, 1024, 3), np.float32)
+    with pytest.raises(ValueError, match=r"^points: expected at least one cloud"):
+        robust.corrupt(empty, kind, 0)
+    with pytest.raises(ValueError, match=r"^points: expected at least one cloud"):
+        robust.corrupt_dataset(empty, kinds=[kind])
+
+
+def test_corrupt_dataset_rejects_a_string_of_kinds():
+    # "scale" used to be read letter by letter ("got 's'").
+    x = _clouds(B=1, N=1024)
+    with pytest.raises(ValueError, match=r"^kinds: expected a sequence.*'scale'"):
+        robust.corrupt_dataset(x, kinds="scale")
+    data = robust.corrupt_dataset(x, kinds=["scale"], levels=[0])
+    assert sorted(data) == ["clean", "scale_0"]
+
+
 def test_hdf5_round_trip(tmp_path):
     pytest.importorskip("h5py")
     x = _clouds(B=3, N=1024)
@@ -331,6 +351,39 @@ def test_own_reference_and_errors():
         robust.mce({"clean": 0.9, "scale": 0.5})
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         robust.mce({**mine, "rotate": 1.5})
+
+
+def test_mce_kinds_must_be_distinct_and_non_empty():
+    # A repeated corruption used to halve mCE (one CE per name, divided by
+    # len(kinds)); an empty list divided by zero.
+    mine = {"clean": 0.8, **{k: 0.6 for k in robust.CORRUPTIONS}}
+    # Hand-computed: CE = 0.4 / 0.4 = 1 for the single corruption scored.
+    assert robust.mce(mine, reference=mine, kinds=["scale"]).mce == 1.0
+    with pytest.raises(ValueError, match=r"kinds: expected distinct.*'scale'"):
+        robust.mce(mine, reference=mine, kinds=["scale", "scale"])
+    with pytest.raises(ValueError, match="kinds: expected at least one"):
+        robust.mce(mine, kinds=[])
+    with pytest.raises(ValueError, match="kinds: expected a sequence.*string"):
+        robust.mce(mine, kinds="scale")
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("clean", "0.8"), ("clean", True), ("scale", "0.55"), ("scale", [True] * 5)],
+)
+def test_mce_rejects_non_numeric_accuracies(key, value):
+    mine = {"clean": 0.8, **{k: 0.6 for k in robust.CORRUPTIONS}}
+    with pytest.raises(ValueError, match=rf"accuracies\['{key}'\]: expected"):
+        robust.mce({**mine, key: value}, reference=mine)
+
+
+def test_mce_numpy_scalars_and_arrays_of_levels():
+    mine = {"clean": 0.8, **{k: 0.6 for k in robust.CORRUPTIONS}}
+    levels = [0.5, 0.6, 0.7, 0.4, 0.3]  # mean 0.5
+    for value in (np.float32(0.5), np.array(levels), tuple(levels)):
+        result = robust.mce({**mine, "scale": value}, reference=mine)
+        # Hand-computed: CE = (1 - 0.5) / (1 - 0.6) = 1.25.
+        assert result.ce["scale"] == 1.25
 
 
 # ----------------------------------------------------------------------------
@@ -455,6 +508,25 @@ def test_undefined_scores_are_nan():
     assert math.isnan(result.ce["jitter"])
     assert math.isnan(result.mce)
     assert math.isnan(result.rmce)
+
+
+def test_report_explains_nan_cells():
+    # deepscope evaluate --limit 5 printed a column of "nan" RmCE with no
+    # word on why (the normaliser lost no accuracy on a corruption).
+    ref_acc = {"clean": 0.8, **{k: 0.6 for k in robust.CORRUPTIONS}}
+    ref_acc["rotate"] = 0.8  # no drop: RCE undefined
+    mine = {"clean": 0.9, **{k: 0.7 for k in robust.CORRUPTIONS}}
+    scores = {
+        "ref": robust.mce(ref_acc, reference=ref_acc),
+        "mine": robust.mce(mine, reference=ref_acc),
+    }
+    assert math.isnan(scores["mine"].rce["rotate"])
+    report = robust.RobustnessReport({}, scores, "ref", {})
+    for markdown in (False, True):
+        text = robust.format_report(report, markdown=markdown)
+        assert "nan: undefined" in text
+    clean = robust.RobustnessReport({}, {"mine": robust.mce(mine, mine)}, "x", {})
+    assert "nan" not in robust.format_report(clean)
 
 
 @pytest.mark.parametrize("N", [1, 2, 3, 5])

@@ -145,6 +145,74 @@ def test_errors_still_raise_value_error():
         ops.farthest_point_sample(torch.randn(5), 2)
 
 
+def _count_calls():
+    pts = _cloud(N=64)
+    anchors = torch.zeros(2, 4, dtype=torch.int64)
+    feats = torch.rand(2, 32, 64, dtype=torch.float64)
+    imp = torch.rand(2, 64)
+    return {
+        "n_samples": lambda v: ops.farthest_point_sample(pts, v),
+        "start_index": lambda v: ops.farthest_point_sample(pts, 4, start_index=v),
+        "k": lambda v: ops.knn(pts, k=v),
+        "max_neighbors": lambda v: ops.ball_query(pts, radius=1.0, max_neighbors=v),
+        "patch_size": lambda v: ops.knn_patches(pts, anchors, v),
+        "length": lambda v: ops.random_walk_curves(pts, anchors, v),
+        "size": lambda v: ops.random_subsets(pts, v, 3),
+        "n_subsets": lambda v: ops.random_subsets(pts, 8, v),
+        "least_k": lambda v: ops.least_important(imp, v),
+        "feature_k": lambda v: ops.feature_knn(feats[0].T.contiguous(), k=v),
+        "partial_size": lambda v: ops.partial_clouds(pts, "patch", size=v),
+        "n_anchors": lambda v: ops.partial_clouds(pts, "random", n_anchors=v),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_count_calls()))
+@pytest.mark.parametrize("value", [True, 2.0], ids=["bool", "float"])
+def test_counts_reject_bools_and_floats(name, value):
+    # The schema turned True into 1 silently and a float into a RuntimeError;
+    # the plain API (and README) reject both with a ValueError naming the
+    # argument.
+    call = _count_calls()[name]
+    arg = name.removeprefix("least_").removeprefix("feature_").removeprefix("partial_")
+    with pytest.raises(ValueError, match=rf"^{arg}: expected an integer, got"):
+        call(value)
+    call(np.int64(2))  # NumPy integers are integers
+
+
+def _flag_calls():
+    pts = _cloud(N=64)
+    anchors = torch.zeros(2, 4, dtype=torch.int64)
+    feats = _features(C=16, N=64)
+    emb = torch.rand(20, 8) + 1
+    window = torch.randn(12, 30, dtype=torch.float64)
+    refs = torch.randn(2, 12, dtype=torch.float64)
+    return {
+        "allow_fewer": lambda v: ops.farthest_point_sample(pts, 4, allow_fewer=v),
+        "channels_first": lambda v: ops.knn(pts, k=3, channels_first=v),
+        "squared": lambda v: ops.knn(pts, k=3, squared=v),
+        "exclude_self": lambda v: ops.ball_query(
+            pts, radius=1.0, max_neighbors=4, exclude_self=v
+        ),
+        "allow_revisits": lambda v: ops.random_walk_curves(
+            pts, anchors, 8, allow_revisits=v
+        ),
+        "channels_last": lambda v: ops.importance_stats(feats, channels_last=v),
+        "leave_one_out": lambda v: ops.conformity(emb, leave_one_out=v),
+        "exact": lambda v: ops.conformity(emb, exact=v),
+        "diagnostics": lambda v: ops.assign_and_fit(window, refs, diagnostics=v),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_flag_calls()))
+@pytest.mark.parametrize("value", [1, "no"], ids=["int", "str"])
+def test_flags_reject_non_booleans(name, value):
+    # The schema read 1 as True silently and a string as a RuntimeError.
+    call = _flag_calls()[name]
+    with pytest.raises(ValueError, match=rf"^{name}: expected True or False"):
+        call(value)
+    call(False)
+
+
 # ----------------------------------------------------------------------------
 # torch.compile of an inference path: FPS -> kNN -> MLP -> max-pool + importance
 

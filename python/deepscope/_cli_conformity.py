@@ -207,7 +207,16 @@ def _write_pngs(out_dir: Path, sets, shells, conformities, shift) -> None:
         if len(c):
             ax.hist(c, bins=edges, alpha=0.6, label=name)
     ax.set(xlabel="conformity (leave-one-out)", ylabel="count", title="Conformity")
-    ax.legend()
+    if values:
+        ax.legend()
+    else:
+        ax.text(
+            0.5,
+            0.5,
+            "conformity needs at least 2 rows",
+            ha="center",
+            transform=ax.transAxes,
+        )
     written.append(_save(fig, out_dir / "conformity_hist.png", plt))
 
     if shift is not None:

@@ -44,7 +44,11 @@ def add_demo_command(subparsers: Any) -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
-        "-o", "--output", type=Path, default=Path("deepscope-demo"), help="folder"
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("deepscope-demo"),
+        help="folder (default: deepscope-demo)",
     )
     parser.add_argument(
         "--limit", type=int, default=50, help="test clouds (default: 50)"
@@ -52,7 +56,9 @@ def add_demo_command(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--kinds", nargs="+", default=None, help="corruptions (default: all seven)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="corruption seed")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="corruption seed (default: 0)"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(run=_run_demo)
@@ -107,6 +113,16 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     if args.limit < 1:
         raise ValueError(f"--limit: expected >= 1, got {args.limit}")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads: expected >= 1, got {args.threads}")
+    # Checked before the data, models and output folder (seconds, not minutes).
+    kinds = robust.CORRUPTIONS if args.kinds is None else tuple(args.kinds)
+    unknown = [k for k in kinds if k not in robust.CORRUPTIONS]
+    if unknown:
+        raise ValueError(
+            f"--kinds: expected some of {', '.join(robust.CORRUPTIONS)}, got "
+            f"{', '.join(unknown)}"
+        )
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     args.output.mkdir(parents=True, exist_ok=True)
@@ -122,13 +138,6 @@ def _run_demo(args: argparse.Namespace) -> int:
     print(f"members  {member_source}")
     print(f"CE/RCE   normalised by {reference}")
 
-    kinds = robust.CORRUPTIONS if args.kinds is None else tuple(args.kinds)
-    unknown = [k for k in kinds if k not in robust.CORRUPTIONS]
-    if unknown:
-        raise ValueError(
-            f"--kinds: expected some of {', '.join(robust.CORRUPTIONS)}, got "
-            f"{', '.join(unknown)}"
-        )
     dataset = robust.corrupt_dataset(data.points, kinds=kinds, seed=args.seed)
     bar = _bar(len(dataset), args.quiet)
 

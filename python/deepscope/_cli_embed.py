@@ -157,6 +157,25 @@ def _check_args(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if value is not None and value < lo:
             raise ValueError(f"{flag}: expected an integer >= {lo}, got {value}")
+    if args.png is not None and not args.no_png:
+        # Checked before training, not after it: matplotlib picks the format
+        # from the suffix (adding ".png" when there is none).
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib.figure import Figure
+
+        formats = sorted(Figure().canvas.get_supported_filetypes())
+        suffix = args.png.suffix.lower().lstrip(".")
+        if suffix not in formats:
+            raise ValueError(
+                f"--png: expected a file name ending in .png (or one of "
+                f"{', '.join('.' + f for f in formats)}), got {str(args.png)!r}"
+            )
+        if not args.png.parent.is_dir():
+            raise ValueError(
+                f"--png: expected an existing folder, got {str(args.png.parent)!r}"
+            )
 
 
 def run_embed(args: argparse.Namespace) -> int:

@@ -223,6 +223,10 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         raise ValueError(f"--limit: expected >= 1, got {args.limit}")
     if args.points < 1:
         raise ValueError(f"--points: expected >= 1, got {args.points}")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size: expected >= 1, got {args.batch_size}")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads: expected >= 1, got {args.threads}")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     plain = _load_model(args.model)

@@ -76,14 +76,21 @@ def run_ssl(args: argparse.Namespace) -> int:
             flag = f"-{name}" if len(name) == 1 else f"--{name}"
             raise ValueError(f"{flag}: expected positive integers, got {value}")
     X, y = load_dataset(args.dataset, n=args.n)
-    ev = evaluate_ssl(
-        X,
-        y,
-        labels_per_class=tuple(args.labels),
-        n_seeds=args.seeds,
-        methods=tuple(args.methods),
-        n_neighbors=args.k,
-    )
+    try:
+        ev = evaluate_ssl(
+            X,
+            y,
+            labels_per_class=tuple(args.labels),
+            n_seeds=args.seeds,
+            methods=tuple(args.methods),
+            n_neighbors=args.k,
+        )
+    except ValueError as error:
+        # The API's name for --labels.
+        message = str(error)
+        if not message.startswith("labels_per_class: "):
+            raise
+        raise ValueError("--labels: " + message.split(": ", 1)[1]) from None
     title = f"{args.dataset} ({len(y)} points)"
     if args.json:
         out = {

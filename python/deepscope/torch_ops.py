@@ -43,7 +43,13 @@ if not hasattr(torch.library, "custom_op"):
 
 from deepscope import importance as _importance
 from deepscope import pointcloud as _pointcloud
-from deepscope._arrays import INT64_MAX, SEED_MAX, check_seed
+from deepscope._arrays import (
+    INT64_MAX,
+    SEED_MAX,
+    _integer_scalar,
+    check_seed,
+    flag,
+)
 from deepscope.dynamics import AssignFit
 from deepscope.importance import ImportanceStats
 from deepscope.pointcloud import FPSResult, KNNResult, PartialResult
@@ -93,6 +99,31 @@ def _batch_dims(x: Tensor, name: str, channels_first: bool = False):
 
 def _shape(B, *rest) -> tuple:
     return tuple(rest) if B is None else (B, *rest)
+
+
+def _flags(*, allow_none: bool = False, **flags: object) -> None:
+    """Boolean arguments, checked before the schema sees them.
+
+    The schema would read ``1`` as True silently and report a string as a
+    RuntimeError; anything but True / False (or None where allowed) raises a
+    ValueError naming the argument here, as in the plain API.
+    """
+    for name, value in flags.items():
+        if value is None and allow_none:
+            continue
+        flag(value, name)
+
+
+def _count(value: object, name: str) -> object:
+    """An integer argument of an operator, checked before the schema sees it.
+
+    The schema would turn ``True`` into 1 silently and report a float as a
+    RuntimeError; bools and non-integers raise a ValueError naming ``name``
+    here, as in the plain API. Symbolic ints pass (range checks run inside).
+    """
+    if isinstance(value, torch.SymInt):
+        return value
+    return _integer_scalar(value, name, "an integer")
 
 
 def _to_op_seed(seed: object) -> int:
@@ -181,9 +212,15 @@ def farthest_point_sample(
         FPSResult: indices (B, n_samples) int64, distances (B, n_samples),
         counts (B,) int64; unbatched inputs drop the B axis.
     """
+    _flags(allow_fewer=allow_fewer, channels_first=channels_first)
     return FPSResult(
         *torch.ops.deepscope.farthest_point_sample(
-            points, n_samples, lengths, start_index, allow_fewer, channels_first
+            points,
+            _count(n_samples, "n_samples"),
+            lengths,
+            _count(start_index, "start_index"),
+            allow_fewer,
+            channels_first,
         )
     )
 
@@ -247,11 +284,12 @@ def knn(
         KNNResult: indices (B, M, k) int64, distances (B, M, k), counts
         (B, M) int64; unbatched inputs drop the B axis.
     """
+    _flags(exclude_self=exclude_self, squared=squared, channels_first=channels_first)
     return KNNResult(
         *torch.ops.deepscope.knn(
             query,
             reference,
-            k,
+            _count(k, "k"),
             query_lengths,
             reference_lengths,
             exclude_self,
@@ -310,12 +348,13 @@ def ball_query(
         BallQueryResult: indices (B, M, max_neighbors) int64, distances,
         counts (B, M) int64; unbatched inputs drop the B axis.
     """
+    _flags(exclude_self=exclude_self, squared=squared, channels_first=channels_first)
     return _pointcloud.BallQueryResult(
         *torch.ops.deepscope.ball_query(
             query,
             reference,
             float(radius),
-            max_neighbors,
+            _count(max_neighbors, "max_neighbors"),
             query_lengths,
             reference_lengths,
             exclude_self,
@@ -372,9 +411,10 @@ def knn_patches(
         PartialResult: indices (B, A, min(patch_size, N)), counts (B, A),
         anchors (B, A), all int64.
     """
+    _flags(channels_first=channels_first)
     return PartialResult(
         *torch.ops.deepscope.knn_patches(
-            points, anchors, patch_size, lengths, channels_first
+            points, anchors, _count(patch_size, "patch_size"), lengths, channels_first
         )
     )
 
@@ -425,12 +465,13 @@ def random_walk_curves(
         PartialResult: indices (B, A, min(length, N)), counts (B, A), anchors
         (B, A), all int64.
     """
+    _flags(allow_revisits=allow_revisits, channels_first=channels_first)
     return PartialResult(
         *torch.ops.deepscope.random_walk_curves(
             points,
             anchors,
-            length,
-            k,
+            _count(length, "length"),
+            _count(k, "k"),
             allow_revisits,
             _to_op_seed(seed),
             lengths,
@@ -479,9 +520,15 @@ def random_subsets(
         PartialResult: indices (B, n_subsets, min(size, N)), counts and
         anchors (B, n_subsets) (anchors all -1), all int64.
     """
+    _flags(channels_first=channels_first)
     return PartialResult(
         *torch.ops.deepscope.random_subsets(
-            points, size, n_subsets, _to_op_seed(seed), lengths, channels_first
+            points,
+            _count(size, "size"),
+            _count(n_subsets, "n_subsets"),
+            _to_op_seed(seed),
+            lengths,
+            channels_first,
         )
     )
 
@@ -572,6 +619,7 @@ def importance_stats(
     Returns:
         ImportanceStats: norms (B, N), counts (B, N) int64, entropy (B,).
     """
+    _flags(channels_last=channels_last)
     return ImportanceStats(
         *torch.ops.deepscope.importance_stats(
             features, float(p), lengths, entropy_of, channels_last, float(eps)
@@ -603,6 +651,7 @@ def feature_norms(
     channels_last: bool = False,
 ) -> Tensor:
     """:func:`deepscope.importance.feature_norms` as a torch operator: (B, N)."""
+    _flags(channels_last=channels_last)
     return torch.ops.deepscope.feature_norms(features, float(p), lengths, channels_last)
 
 
@@ -625,6 +674,7 @@ def critical_counts(
 ) -> Tensor:
     """:func:`deepscope.importance.critical_counts` as a torch operator:
     (B, N) int64."""
+    _flags(channels_last=channels_last)
     return torch.ops.deepscope.critical_counts(features, lengths, channels_last)
 
 
@@ -672,7 +722,9 @@ def least_important(
 ) -> Tensor:
     """:func:`deepscope.importance.least_important` with an int ``k``:
     (B, k) int64."""
-    return torch.ops.deepscope.least_important(importance, k, tiebreak, lengths)
+    return torch.ops.deepscope.least_important(
+        importance, _count(k, "k"), tiebreak, lengths
+    )
 
 
 @torch.library.custom_op(f"{_LIB}::adaptive_subset", mutates_args=())
@@ -711,6 +763,7 @@ def adaptive_subset(
         after ``k[b]`` entries (the plain API trims to ``max(k)``), and (B,)
         int64 ``k``.
     """
+    _flags(channels_last=channels_last)
     return torch.ops.deepscope.adaptive_subset(features, lengths, channels_last, eps)
 
 
@@ -742,11 +795,14 @@ def partial_clouds(
         PartialResult: indices (B, A, S), counts (B, A), anchors (B, A), all
         int64 (-1 anchors for ``"random"``).
     """
+    _flags(allow_revisits=allow_revisits, channels_first=channels_first)
     if method not in _METHODS:
         raise ValueError(
             f"method: expected one of {', '.join(map(repr, _METHODS))}, got {method!r}"
         )
-    size = _pointcloud.PAPER_DEFAULTS[method] if size is None else int(size)
+    size = _pointcloud.PAPER_DEFAULTS[method] if size is None else _count(size, "size")
+    if anchors is None:
+        n_anchors = _count(n_anchors, "n_anchors")
     if method == "random":
         n = n_anchors if anchors is None else anchors.shape[-1]
         return random_subsets(
@@ -830,10 +886,17 @@ def feature_knn(
         KNNResult: indices (M, k) int64, squared distances (M, k) (float64
         for float64 input, else float32), counts (M,) int64.
     """
+    _flags(exclude_self=exclude_self, allow_none=True)
     if exclude_self is None:
         exclude_self = reference is None
     return KNNResult(
-        *torch.ops.deepscope.feature_knn(query, reference, k, exclude_self, block_size)
+        *torch.ops.deepscope.feature_knn(
+            query,
+            reference,
+            _count(k, "k"),
+            exclude_self,
+            _count(block_size, "block_size"),
+        )
     )
 
 
@@ -883,6 +946,8 @@ def conformity(
     Returns:
         (N,) conformity, float64 for float64 input, else float32.
     """
+    _flags(exact=exact)
+    _flags(leave_one_out=leave_one_out, allow_none=True)
     if leave_one_out is None:
         leave_one_out = reference is None
     return torch.ops.deepscope.conformity(embeddings, reference, leave_one_out, exact)
@@ -946,6 +1011,7 @@ def assign_and_fit(
         AssignFit: modes (N,) int64, a, b (N,), and with ``diagnostics`` rho
         (N,), sxx, sse (N,) float64 (None without).
     """
+    _flags(time_major=time_major, diagnostics=diagnostics)
     out = torch.ops.deepscope.cmd_assign_and_fit(
         window, references, time_major, diagnostics
     )

@@ -46,8 +46,13 @@ def as_matrix(
         t = torch.from_numpy(np.ascontiguousarray(a) if a.flags.writeable else a.copy())
     elif framework == "torch":
         t = x.detach()
-    else:  # cupy
+    elif framework == "cupy":
         t = torch.from_dlpack(x)
+    else:
+        raise ValueError(
+            f"{name}: expected a NumPy, torch or CuPy (N, D) floating array, "
+            f"got {type(x).__name__}"
+        )
     if not t.is_floating_point():
         raise ValueError(
             f"{name}: expected a floating array (float16/bfloat16/float32/float64), "

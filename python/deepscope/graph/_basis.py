@@ -442,7 +442,9 @@ class _SpectralNetwork:
 
     def _forward(self, Xb: np.ndarray) -> Any:
         torch = _torch()
-        x = torch.as_tensor(Xb, dtype=torch.float32, device=self.device)
+        # A copy: the caller's array may be read-only (torch warns on sharing
+        # such memory) and is never written.
+        x = torch.tensor(Xb, dtype=torch.float32, device=self.device)
         return self.model_(x)
 
     def _raw_transform(self, X: Array, block: int = 8192) -> Any:

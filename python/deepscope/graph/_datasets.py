@@ -28,7 +28,8 @@ def load_dataset(
 
     Raises:
         ImportError / FileNotFoundError: the data is not installed.
-        ValueError: unknown name, ``n < 1`` or a bad seed.
+        ValueError: unknown name, ``n < 1``, ``n`` above the dataset size or
+            a bad seed.
     """
     seed = check_seed(seed)
     if n is not None:
@@ -55,6 +56,8 @@ def load_dataset(
         raise ValueError(f"dataset: expected one of {DATASETS}, got {name!r}")
     X = np.ascontiguousarray(X, dtype=np.float32)
     y = np.asarray(y, dtype=np.int64)
+    if n is not None and n > len(y):
+        raise ValueError(f"n: expected <= {len(y)} (points in {name}), got {n}")
     if n is not None and n < len(y):
         keep = np.sort(np.random.default_rng(seed).choice(len(y), n, replace=False))
         X, y = X[keep], y[keep]

@@ -97,7 +97,20 @@ def evaluate_ssl(
     if unknown:
         raise ValueError(f"methods: unknown {sorted(unknown)}; expected {METHODS}")
     n = len(y)
-    C = np.unique(y).size
+    # Class codes 0..C-1 (the methods below name classes np.arange(C)), so
+    # that any label values work, e.g. a subset missing some classes.
+    if n == 0:
+        raise ValueError("y: expected at least one labelled point, got none")
+    _, y = np.unique(np.asarray(y), return_inverse=True)
+    y = y.reshape(-1)
+    C = int(y.max()) + 1
+    largest = int(np.bincount(y).max())
+    for per in labels_per_class:
+        if check_count(per, "labels_per_class") >= largest:
+            raise ValueError(
+                f"labels_per_class: expected fewer than {largest} (the largest "
+                f"class) so that some points stay unlabelled, got {per}"
+            )
     accuracy: dict[str, dict[int, np.ndarray]] = {m: {} for m in methods}
     seconds = dict.fromkeys(methods, 0.0)
 

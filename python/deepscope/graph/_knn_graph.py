@@ -165,13 +165,15 @@ def _search(
     exclude_self: bool | None,
     block_size: int,
     projected: bool | None = None,
+    name: str = "query",
 ) -> tuple[np.ndarray, np.ndarray, View]:
     """Exact kNN as host (indices int64, squared distances float64).
 
     ``projected`` forces (True) or forbids (False) the CPU lower-bound
-    search; ``None`` chooses by size and dimension.
+    search; ``None`` chooses by size and dimension. ``name`` is the query's
+    argument name in error messages.
     """
-    check_finite(q, "query")
+    check_finite(q, name)
     self_search = reference is None
     if exclude_self is None:
         exclude_self = self_search
@@ -807,7 +809,9 @@ def knn_graph(
     n = view.shape[0]
     if n < 2:
         raise ValueError(f"X: expected at least 2 points for a graph, got {n}")
-    idx, d2, _ = _search(view, None, k=k, exclude_self=True, block_size=block_size)
+    idx, d2, _ = _search(
+        view, None, k=k, exclude_self=True, block_size=block_size, name="X"
+    )
     return _graph(
         idx,
         d2,

@@ -17,11 +17,14 @@ All estimators follow scikit-learn: ``fit(X, y)`` with ``y == -1`` (the
 
 from __future__ import annotations
 
+import math
+import numbers
 import warnings
 from typing import Any
 
 import numpy as np
 
+from deepscope._arrays import check_count, flag
 from deepscope.graph._knn_graph import feature_knn, knn_graph
 from deepscope.graph._laplacian import as_affinity, laplacian
 from deepscope.graph._spectral import smallest_eigenvectors
@@ -81,6 +84,13 @@ def ssl_affinity(
         mu2 = n / m - 1.0 if m else 0.0
     if w_max is None:
         w_max = max(1.0, float(Wc.data.max()) if Wc.nnz else 1.0)
+    for name, value in (("mu1", mu1), ("mu2", mu2), ("w_max", w_max)):
+        if (
+            isinstance(value, (bool, np.bool_))
+            or not isinstance(value, numbers.Real)
+            or not (math.isfinite(float(value)) and value >= 0)
+        ):
+            raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
 
     coo = Wc.tocoo()
     r, c, v = coo.row, coo.col, coo.data.astype(np.float64)
@@ -218,13 +228,20 @@ class _GraphSSLBase:
         from deepscope._arrays import to_numpy
 
         Xn = np.ascontiguousarray(to_numpy(X))
-        g = knn_graph(
-            Xn,
-            self.n_neighbors,
-            weight=self.weight,
-            sigma_neighbor=self.sigma_neighbor,
-            symmetrize=self.symmetrize,
-        )
+        try:
+            g = knn_graph(
+                Xn,
+                self.n_neighbors,
+                weight=self.weight,
+                sigma_neighbor=self.sigma_neighbor,
+                symmetrize=self.symmetrize,
+            )
+        except ValueError as error:
+            # knn_graph names its count k; the estimator's is n_neighbors.
+            message = str(error)
+            if not message.startswith("k: "):
+                raise
+            raise ValueError("n_neighbors: " + message[3:]) from None
         self.X_fit_ = Xn
         self.graph_ = g
         return g.affinity
@@ -261,12 +278,24 @@ class _GraphSSLBase:
         """
         from deepscope._arrays import to_numpy
 
+        if not hasattr(self, "label_distributions_"):
+            raise ValueError(
+                f"X: this {type(self).__name__} is not fitted yet; call fit first"
+            )
         if self.X_fit_ is None:
             raise ValueError(
                 "X: predict on new points needs affinity='knn'; use "
                 "transduction_ for a precomputed graph"
             )
         Xn = np.ascontiguousarray(to_numpy(X), dtype=self.X_fit_.dtype)
+        d = self.X_fit_.shape[1]
+        if Xn.ndim != 2 or Xn.shape[1] != d or Xn.shape[0] == 0:
+            raise ValueError(
+                f"X: expected a non-empty (M, {d}) array (the {d} features seen "
+                f"in fit), got shape {Xn.shape}"
+            )
+        if not np.isfinite(Xn).all():
+            raise ValueError("X: expected finite values, found NaN or inf")
         if Xn.shape == self.X_fit_.shape and np.array_equal(Xn, self.X_fit_):
             return self.label_distributions_.copy()
         k = min(self.n_neighbors, self.X_fit_.shape[0])
@@ -280,7 +309,8 @@ class _GraphSSLBase:
 
     def predict(self, X: Any) -> np.ndarray:
         """Most probable class of each new point, as values of ``classes_``."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def score(self, X: Any, y: Any) -> float:
         return float(np.mean(self.predict(X) == np.asarray(y)))
@@ -325,7 +355,24 @@ def _cg_solve(A: Any, B: np.ndarray, tol: float, maxiter: int) -> np.ndarray:
         beta = np.where(rz > 0, rz_new / np.where(rz > 0, rz, 1.0), 0.0)
         P = Z + beta * P
         rz = rz_new
+    if active.any():
+        warnings.warn(
+            f"CG did not reach tol={tol} in max_iter={maxiter} iterations for "
+            f"{int(active.sum())} of {active.size} classes; the result is not "
+            "converged (raise max_iter or tol)",
+            UserWarning,
+            stacklevel=3,
+        )
     return X
+
+
+def _check_solver(tol: Any, max_iter: Any) -> tuple[float, int]:
+    """The CG settings: a finite tol > 0 and an integer max_iter >= 1."""
+    if isinstance(tol, (bool, np.bool_)) or not isinstance(tol, numbers.Real):
+        raise ValueError(f"tol: expected a finite number > 0, got {tol!r}")
+    if not (math.isfinite(float(tol)) and tol > 0):
+        raise ValueError(f"tol: expected a finite number > 0, got {tol!r}")
+    return float(tol), check_count(max_iter, "max_iter", 1)
 
 
 class LaplaceLearning(_GraphSSLBase):
@@ -371,6 +418,7 @@ class LaplaceLearning(_GraphSSLBase):
         self.max_iter = max_iter
 
     def fit(self, X: Any, y: Any) -> LaplaceLearning:
+        tol, max_iter = _check_solver(self.tol, self.max_iter)
         W = self._graph(X)
         n = W.shape[0]
         codes = self._encode(y, n)
@@ -385,7 +433,7 @@ class LaplaceLearning(_GraphSSLBase):
         if unl.size:
             A = L[unl][:, unl]
             B = -(L[unl][:, li] @ Y)
-            proba[unl] = _cg_solve(A, B, self.tol, self.max_iter)
+            proba[unl] = _cg_solve(A, B, tol, max_iter)
         self._finish(proba, codes)
         return self
 
@@ -432,6 +480,7 @@ class PoissonLearning(_GraphSSLBase):
     def fit(self, X: Any, y: Any) -> PoissonLearning:
         from scipy.sparse.csgraph import connected_components
 
+        tol, max_iter = _check_solver(self.tol, self.max_iter)
         W = self._graph(X)
         n = W.shape[0]
         codes = self._encode(y, n)
@@ -450,7 +499,7 @@ class PoissonLearning(_GraphSSLBase):
         r = np.flatnonzero(reach)
         U = np.zeros((n, C))
         if r.size:
-            U[r] = _cg_solve(L[r][:, r], B[r], self.tol, self.max_iter)
+            U[r] = _cg_solve(L[r][:, r], B[r], tol, max_iter)
             for cid in np.unique(comp[r]):
                 members = r[comp[r] == cid]
                 U[members] -= U[members].mean(0)
@@ -526,6 +575,8 @@ class LaplacianSSL(_GraphSSLBase):
     def fit(self, X: Any, y: Any) -> LaplacianSSL:
         from sklearn.cluster import KMeans
 
+        drop_first = flag(self.drop_first, "drop_first")
+        n_init = check_count(self.n_init, "n_init")
         W = self._graph(X)
         n = W.shape[0]
         codes = self._encode(y, n)
@@ -534,14 +585,14 @@ class LaplacianSSL(_GraphSSLBase):
         L = laplacian(Wssl).laplacian
         n_vec = max(C, 2)
         eig = smallest_eigenvectors(L, n_vec, seed=self.random_state)
-        V = eig.vectors[:, 1:] if self.drop_first else eig.vectors
+        V = eig.vectors[:, 1:] if drop_first else eig.vectors
         self.eigen_ = eig
         self.embedding_ = V
 
         # k-means on the unlabelled rows; labelled rows are assigned after.
         lab = codes >= 0
         fit_rows = ~lab if (~lab).sum() >= C else np.ones(n, bool)
-        km = KMeans(C, random_state=self.random_state, n_init=self.n_init)
+        km = KMeans(C, random_state=self.random_state, n_init=n_init)
         km.fit(V[fit_rows])
         clusters = km.predict(V)
         self.clusters_ = clusters

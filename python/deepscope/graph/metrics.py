@@ -161,7 +161,7 @@ def grassmann_distance(A: Array, B: Array) -> float:
         B: (N, K_B) float basis, same N.
 
     Raises:
-        ValueError: bad shapes, NaN / inf, or K > N.
+        ValueError: bad shapes, NaN / inf, K > N, or rank-deficient columns.
     """
     a = _matrix(A, "A")
     b = _matrix(B, "B")
@@ -170,6 +170,14 @@ def grassmann_distance(A: Array, B: Array) -> float:
     for name, m in (("A", a), ("B", b)):
         if m.shape[1] > m.shape[0]:
             raise ValueError(f"{name}: expected K <= N columns, got shape {m.shape}")
+        # QR of rank-deficient columns invents directions (a zero column
+        # becomes some unit vector), so the distance would be meaningless.
+        rank = int(np.linalg.matrix_rank(m))
+        if rank < m.shape[1]:
+            raise ValueError(
+                f"{name}: expected {m.shape[1]} linearly independent columns "
+                f"(a full-rank basis), got rank {rank}"
+            )
     s = np.linalg.svd(_orthonormal_basis(a).T @ _orthonormal_basis(b), compute_uv=False)
     s = np.clip(s, 0.0, 1.0)
     return float(np.sum(1.0 - s**2))

@@ -98,6 +98,7 @@ def farthest_point_sample(
             that does not match; ``start_index`` outside ``[0, lengths[b])``;
             both ``start_index`` and ``seed`` given.
     """
+    allow_fewer = _arrays.flag(allow_fewer, "allow_fewer")
     if _arrays.flag(channels_first, "channels_first"):
         points = _arrays.swap_last_axes(points, "points")
     view = _arrays.prepare(points, "points", ndim=(2, 3))
@@ -115,7 +116,7 @@ def farthest_point_sample(
     )
     requested = _arrays.per_cloud_counts(n_samples, "n_samples", B)
     too_many = requested > n_points
-    if too_many.any() and not _arrays.flag(allow_fewer, "allow_fewer"):
+    if too_many.any() and not allow_fewer:
         b = int(np.flatnonzero(too_many)[0])
         raise ValueError(
             f"n_samples: expected n_samples <= {int(n_points[b])} (points in "

@@ -126,6 +126,8 @@ def _check_args(points: Any, kind: Any, level: Any, seed: Any) -> tuple[Any, boo
         raise ValueError(
             f"points: expected (B, N, 3) or (N, 3), got shape {tuple(tensor.shape)}"
         )
+    if tensor.ndim == 3 and tensor.shape[0] == 0:
+        raise ValueError("points: expected at least one cloud, got shape (0, N, 3)")
     if tensor.shape[-2] < 1:
         raise ValueError("points: expected at least one point per cloud, got 0")
     if not bool(torch.isfinite(tensor).all()):
@@ -380,10 +382,15 @@ def corrupt_dataset(
     import torch
 
     chunk = check_count(chunk, "chunk")
+    for name, values in (("kinds", kinds), ("levels", levels)):
+        if isinstance(values, (str, bytes)):
+            raise ValueError(f"{name}: expected a sequence, got the string {values!r}")
     # One seed for every chunk (a Generator is drawn from once, here).
     seed = check_seed(seed)
     out: dict[str, Array] = {"clean": points}
     S = len(points)
+    if S == 0:
+        raise ValueError("points: expected at least one cloud, got shape (0, N, 3)")
     is_torch = torch.is_tensor(points)
     for kind in kinds:
         for level in levels:

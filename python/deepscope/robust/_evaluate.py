@@ -123,6 +123,18 @@ def format_report(report: RobustnessReport, *, markdown: bool = False) -> str:
         f"Per-corruption cells: error 1 - OA (CE); CE/RCE normalised by "
         f"{report.reference}."
     )
+    undefined = [
+        v
+        for s in report.scores.values()
+        for v in (*s.ce.values(), *s.rce.values(), s.mce, s.rmce)
+        if v != v
+    ]
+    if undefined:
+        note += (
+            " nan: undefined, where the normaliser has no error under a "
+            "corruption (CE) or loses no accuracy to it (RCE), and in the "
+            "means that include it."
+        )
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(r) + " |" for r in rows]

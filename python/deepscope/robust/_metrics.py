@@ -13,8 +13,11 @@ offers ``rounded=False`` for exact arithmetic.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
+
+import numpy as np
 
 from deepscope.robust._corrupt import CORRUPTIONS, LEVELS
 
@@ -57,21 +60,56 @@ class MCEResult(NamedTuple):
     moa: float
 
 
+def _accuracy(value: object, label: str) -> float:
+    """One accuracy as a float: a real number (Python or NumPy), not bool/str."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(
+            f"{label}: expected an accuracy (a real number in [0, 1]), got "
+            f"{type(value).__name__} ({value!r})"
+        )
+    return float(value)
+
+
+def _check_kinds(kinds: Sequence[str]) -> list[str]:
+    """The corruptions to score: a non-empty sequence of distinct names."""
+    if isinstance(kinds, str):
+        raise ValueError(
+            f"kinds: expected a sequence of corruption names, got the string {kinds!r}"
+        )
+    names = list(kinds)
+    if not names:
+        raise ValueError("kinds: expected at least one corruption, got none")
+    repeated = sorted({k for k in names if names.count(k) > 1})
+    if repeated:
+        raise ValueError(
+            f"kinds: expected distinct corruptions, got {repeated} more than once"
+        )
+    return names
+
+
 def _per_corruption(
     accuracies: Mapping[str, object], name: str, kinds: Sequence[str]
 ) -> tuple[float, dict[str, list[float]]]:
     """Reads clean and per-level (or per-corruption) accuracies."""
     if "clean" not in accuracies:
         raise ValueError(f"{name}: expected a 'clean' accuracy")
-    clean = float(accuracies["clean"])  # type: ignore[arg-type]
+    clean = _accuracy(accuracies["clean"], f"{name}['clean']")
     levels: dict[str, list[float]] = {}
     for kind in kinds:
         if kind in accuracies:
             value = accuracies[kind]
-            if isinstance(value, (int, float)):
-                levels[kind] = [float(value)]
+            label = f"{name}[{kind!r}]"
+            if isinstance(value, (str, bytes)) or not isinstance(
+                value, (numbers.Real, Sequence, np.ndarray)
+            ):
+                raise ValueError(
+                    f"{label}: expected a level mean or a list of level "
+                    f"accuracies, got {type(value).__name__} ({value!r})"
+                )
+            if isinstance(value, numbers.Real):
+                levels[kind] = [_accuracy(value, label)]
             else:
-                levels[kind] = [float(v) for v in value]  # type: ignore[union-attr]
+                levels[kind] = [_accuracy(v, label) for v in np.ravel(value).tolist()]
                 if not levels[kind]:
                     raise ValueError(f"{name}[{kind!r}]: expected accuracies, got none")
         else:
@@ -82,8 +120,9 @@ def _per_corruption(
                     f"{name}: expected {kind!r} (a level mean or a list) or the keys "
                     f"{', '.join(keys)}; missing {', '.join(missing)}"
                 )
-            values = [accuracies[key] for key in keys]
-            levels[kind] = [float(v) for v in values]  # type: ignore[arg-type]
+            levels[kind] = [
+                _accuracy(accuracies[key], f"{name}[{key!r}]") for key in keys
+            ]
     for kind, values in levels.items():
         for value in values:
             if not 0.0 <= value <= 1.0:
@@ -122,13 +161,15 @@ def mce(
         :class:`MCEResult`.
 
     Raises:
-        ValueError: a missing or out-of-range accuracy.
+        ValueError: a missing, non-numeric or out-of-range accuracy; empty or
+            repeated ``kinds``.
 
     A CE whose reference error is zero, or an RCE whose reference loses no
     accuracy under the corruption, is NaN (undefined), and so are the means
     that include it.
     """
     r = (lambda x: round(x, 3)) if rounded else (lambda x: x)
+    kinds = _check_kinds(kinds)
     clean, levels = _per_corruption(accuracies, "accuracies", kinds)
     ref_clean, ref_levels = _per_corruption(
         DGCNN_ACCURACY if reference is None else reference, "reference", kinds
