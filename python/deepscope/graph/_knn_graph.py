@@ -630,6 +630,36 @@ def _projected_self_search(
     slack_p = slack[perm].contiguous()
     xsrc = xt.contiguous()
 
+    # Exact refinement of the lists of one Gram block's rows.
+    checked = torch.zeros((m,), dtype=torch.int64)
+
+    def refine(gram: Any, rows: range, cols: range, transposed: bool) -> None:
+        rs, cs = (1, len(rows)) if transposed else (len(cols), 1)
+        core.refine_block(
+            gram.data_ptr(),
+            Enp[rows.start : rows.stop].data_ptr(),
+            Enp[cols.start : cols.stop].data_ptr(),
+            len(rows),
+            len(cols),
+            rs,
+            cs,
+            rows.start,
+            cols.start,
+            k,
+            bool(exclude_self),
+            dim,
+            slack_p[rows.start : rows.stop].data_ptr(),
+            xsrc.data_ptr(),
+            xsrc.data_ptr(),
+            perm.data_ptr(),
+            perm.data_ptr(),
+            top_idx[rows.start : rows.stop].data_ptr(),
+            top_d2[rows.start : rows.stop].data_ptr(),
+            checked[rows.start : rows.stop].data_ptr(),
+            dtype_name,
+            -1,
+        )
+
     # Initial lists from the diagonal blocks (pools re-ranked exactly).
     top_idx = torch.empty((m, k), dtype=torch.int64)
     top_d2 = torch.empty((m, k), dtype=f64)
@@ -679,45 +709,18 @@ def _projected_self_search(
             -1,
             0,
         )
+        # The diagonal block's refinement reuses its Gram block.
+        refine(gram, range(r0, r1), range(r0, r1), False)
 
-    # One sweep: each Gram block refines both of its row ranges.
-    checked = torch.zeros((m,), dtype=torch.int64)
-
-    def refine(gram: Any, rows: range, cols: range, transposed: bool) -> None:
-        rs, cs = (1, len(rows)) if transposed else (len(cols), 1)
-        core.refine_block(
-            gram.data_ptr(),
-            Enp[rows.start : rows.stop].data_ptr(),
-            Enp[cols.start : cols.stop].data_ptr(),
-            len(rows),
-            len(cols),
-            rs,
-            cs,
-            rows.start,
-            cols.start,
-            k,
-            bool(exclude_self),
-            dim,
-            slack_p[rows.start : rows.stop].data_ptr(),
-            xsrc.data_ptr(),
-            xsrc.data_ptr(),
-            perm.data_ptr(),
-            perm.data_ptr(),
-            top_idx[rows.start : rows.stop].data_ptr(),
-            top_d2[rows.start : rows.stop].data_ptr(),
-            checked[rows.start : rows.stop].data_ptr(),
-            dtype_name,
-            -1,
-        )
-
+    # One sweep over the off-diagonal blocks, each computed once and used
+    # for both of its row ranges.
     for i0 in range(0, m, block):
         rows = range(i0, min(m, i0 + block))
-        for j0 in range(i0, m, block):
+        for j0 in range(i0 + block, m, block):
             cols = range(j0, min(m, j0 + block))
             gram = torch.mm(Ep[rows.start : rows.stop], Ep[cols.start : cols.stop].T)
             refine(gram, rows, cols, False)
-            if j0 != i0:
-                refine(gram, cols, rows, True)
+            refine(gram, cols, rows, True)
 
     _LAST_STATS.update(
         certified=0, exact_checks=int(checked.sum()), projected_dim=p, pool=k
