@@ -52,7 +52,13 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
     dist.all_gather(gathered, state)
     same = all(torch.equal(gathered[0], s) for s in gathered)
     Path(out_dir, f"rank{rank}.txt").write_text(f"{int(same)} {state.numel()}")
+    # Both ranks leave together, then skip interpreter finalization: gloo's
+    # worker threads can abort the process in static destructors at exit
+    # ("terminate called without an active exception"), after the results
+    # above are written.
+    dist.barrier()
     dist.destroy_process_group()
+    os._exit(0)
 
 
 @pytest.mark.slow
