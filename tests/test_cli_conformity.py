@@ -133,3 +133,17 @@ def test_load_embeddings_formats(tmp_path):
         E.load_embeddings(tmp_path / "f.txt")
     with pytest.raises(FileNotFoundError):
         E.load_embeddings(tmp_path / "none.npy")
+
+
+@pytest.mark.parametrize("with_text", [False, True])
+def test_bad_seed_is_rejected_up_front_naming_the_option(tmp_path, with_text):
+    # Without --text the seed was unused and -3 accepted; with --text the
+    # error named the API's "seed" instead of the option.
+    d = E.double_ellipsoid(40, 30, 8, seed=0)
+    np.save(tmp_path / "img.npy", d.image)
+    np.save(tmp_path / "txt.npy", d.text)
+    argv = [str(tmp_path / "img.npy"), "--no-png", "--seed", "-3"]
+    if with_text:
+        argv += ["--text", str(tmp_path / "txt.npy")]
+    with pytest.raises(ValueError, match=r"^--seed: .*-3"):
+        _run(argv)

@@ -104,3 +104,38 @@ def test_embed_bad_arguments(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+_MOONS = ["embed", "--dataset", "three-moons", "--threads", "1", "--no-png"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        # -k used to be ignored silently for three-moons (always K = 2).
+        (["-k", "5"], "-k: expected 2 for three-moons"),
+        (["--components", "3"], "-k: expected 2 for three-moons"),
+        (["-k", "1"], "-k: expected 2 for three-moons"),
+        # -n below the three-moons minimum used to be reported as n_samples.
+        (["-n", "10"], "-n: expected an integer >= 12 for three-moons"),
+    ],
+)
+def test_embed_three_moons_rejects_unsupported_options(extra, message, capsys):
+    assert main([*_MOONS, *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "n_samples" not in err
+
+
+def test_embed_subset_above_dataset_size_names_n(capsys):
+    assert main(["embed", "-n", "1798", "--threads", "1", "--no-png"]) == 2
+    assert (
+        "-n: expected <= 1797 (points in digits), got 1798" in capsys.readouterr().err
+    )
+
+
+def test_embed_three_moons_accepts_k_2(capsys):
+    argv = [*_MOONS, "-n", "60", "-k", "2", "--iterations", "2"]
+    argv += ["--batch-size", "40", "--json"]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["components"] == 2

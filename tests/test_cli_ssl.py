@@ -146,3 +146,48 @@ def test_evaluate_any_label_values_and_too_many_labels(rng):
     # Labelling every point left nothing to score (the table printed nan).
     with pytest.raises(ValueError, match=r"labels_per_class: expected fewer than 20"):
         evaluate_ssl(X, y, labels_per_class=(1, 20), methods=("laplace",))
+
+
+def test_fit_times_exclude_the_shared_knn_search(rng, monkeypatch, capsys):
+    # The one kNN search serves every method: it is reported once, not added
+    # to each method's fit time (which made every method look equally slow).
+    import time
+
+    import deepscope.graph._evaluate as evaluate
+
+    search = evaluate._search
+    delay = 1.5
+
+    def slow_search(*args, **kwargs):
+        time.sleep(delay)
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "_search", slow_search)
+    X = np.concatenate([rng.standard_normal((25, 4)) + 8 * c for c in range(3)])
+    y = np.repeat(np.arange(3), 25)
+    methods = ("laplace", "poisson", "spectral", "lssl", "label_spreading")
+    ev = evaluate_ssl(
+        X,
+        y,
+        labels_per_class=(2,),
+        n_seeds=1,
+        methods=methods,
+        n_neighbors=6,
+        lssl_neighbors=10,
+        lssl_sigma_neighbor=5,
+    )
+    assert ev.config["knn_seconds"] >= delay
+    assert ev.config["graph_seconds"] >= ev.config["knn_seconds"]
+    for m in methods:
+        assert 0.0 <= ev.seconds[m] < delay, m
+    table = format_table(ev, "blobs")
+    shared = f"kNN graph: {ev.config['graph_seconds']:.1f} s (shared by all methods"
+    assert table.count(shared) == 1
+    # The command prints the same line once.
+    code, out = _run(
+        ["ssl", "-n", "120", "--labels", "2", "--seeds", "1", "--methods", "laplace"],
+        capsys,
+    )
+    assert code == 0
+    assert out.count("kNN graph: ") == 1
+    assert "shared by all methods" in out

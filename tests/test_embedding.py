@@ -469,3 +469,38 @@ def test_tile_sums_kernel_adds_float64_sums(rng, h, w, dtype):
     np.testing.assert_allclose(only_rows, t64.sum(1), rtol=1e-13, atol=1e-13)
     with pytest.raises(ValueError, match="CPU tile"):
         _core.tile_sums(tile.ctypes.data, "float32", h, w, rows.ctypes.data, 0, 0)
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e-160, 1e160, 1e200])
+def test_extreme_scales_float64(rng, scale):
+    # Cosines are scale-invariant per row: squared norms may under/overflow,
+    # the results must not.
+    x = _cloud(rng, 40, 6, dtype=np.float64)
+    expected = ref.conformity_reference(x)
+    xs = x * scale
+    xs_before = xs.copy()
+    for fn in (E.exact_conformity, E.conformity):
+        np.testing.assert_allclose(fn(xs), expected, rtol=0, atol=1e-13)
+        np.testing.assert_allclose(
+            fn(xs[:10], xs), ref.conformity_reference(x[:10], x), rtol=0, atol=1e-13
+        )
+    np.testing.assert_array_equal(xs, xs_before)
+    est, est1 = E.fit_conformity_estimate(xs), E.fit_conformity_estimate(x)
+    assert est.a == pytest.approx(est1.a, rel=1e-9)
+    assert est.b == pytest.approx(est1.b, rel=1e-9)
+    np.testing.assert_allclose(est.predict(xs), est1.predict(x), rtol=0, atol=1e-12)
+    m = x.mean(0)
+    norms = np.linalg.norm(x - m, axis=1)
+    g = E.ShellGeometry.fit(xs, xs[::-1] + 0.5 * scale)
+    assert g.image.norm_mean == pytest.approx(norms.mean() * scale, rel=1e-10)
+    assert g.image.norm_cv == pytest.approx(norms.std() / norms.mean(), rel=1e-9)
+    ratio = np.linalg.norm(m) / np.linalg.norm(x.std(0))
+    assert g.image.mean_to_std_ratio == pytest.approx(ratio, rel=1e-10)
+    assert g.image.estimate is not None
+    # A truly all-zero row stays an error, however small the others are.
+    xs[7] = 0.0
+    for fn in (E.exact_conformity, E.conformity):
+        with pytest.raises(ValueError, match=r"zero row.*index 7"):
+            fn(xs)
+    with pytest.raises(ValueError, match=r"image_emb: expected non-zero"):
+        E.ShellGeometry.fit(xs)

@@ -74,6 +74,11 @@ def _run_conformity(args: argparse.Namespace) -> int:
 
     if args.top < 0:
         raise ValueError(f"--top: expected >= 0, got {args.top}")
+    # Checked up front, also when one modality leaves the seed unused.
+    if not 0 <= args.seed <= 2**64 - 1:
+        raise ValueError(
+            f"--seed: expected an integer in [0, 2**64 - 1], got {args.seed}"
+        )
     sets, labels, source = _inputs(args, E)
     print(f"embeddings: {source}")
 

@@ -65,9 +65,10 @@ def add_embed_command(subparsers: Any) -> argparse.ArgumentParser:
         "-k",
         "--components",
         type=int,
-        default=10,
+        default=None,
         dest="components",
-        help="embedding dimension K (default: 10; three-moons: 2)",
+        help="embedding dimension K (default: 10; three-moons supports only "
+        "its published K = 2)",
     )
     embed.add_argument(
         "--iterations", type=int, default=300, help="training steps (default: 300)"
@@ -157,6 +158,18 @@ def _check_args(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if value is not None and value < lo:
             raise ValueError(f"{flag}: expected an integer >= {lo}, got {value}")
+    if args.dataset == "three-moons":
+        # The published setting (nine anchors, K = 2) is the only one run.
+        if args.components is not None and args.components != 2:
+            raise ValueError(
+                f"-k: expected 2 for three-moons (the published setting, "
+                f"K = 2), got {args.components}"
+            )
+        if args.n is not None and args.n < 12:
+            raise ValueError(
+                f"-n: expected an integer >= 12 for three-moons (9 anchors "
+                f"and a point per moon), got {args.n}"
+            )
     if args.png is not None and not args.no_png:
         # Checked before training, not after it: matplotlib picks the format
         # from the suffix (adding ".png" when there is none).
@@ -245,8 +258,15 @@ def _run_embed(args: argparse.Namespace) -> int:
             )
         )
     else:
-        X, y = load_dataset(args.dataset, n=n, seed=args.seed)
-        K = args.components
+        try:
+            X, y = load_dataset(args.dataset, n=n, seed=args.seed)
+        except ValueError as error:
+            # The loader's name for -n.
+            message = str(error)
+            if not message.startswith("n: "):
+                raise
+            raise ValueError("-n: " + message.split(": ", 1)[1]) from None
+        K = args.components if args.components is not None else 10
         bs = min(args.batch_size, len(y))
         if args.method == "basis":
             model = BASiS(

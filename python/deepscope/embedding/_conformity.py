@@ -34,6 +34,7 @@ from deepscope.embedding._tensors import (
     back,
     check_nonzero_rows,
     row_norms,
+    scaled_norms,
     working,
 )
 
@@ -348,7 +349,7 @@ class ConformityEstimate:
         norms = row_norms(x)
         check_nonzero_rows(norms, "embeddings")
         m = torch.from_numpy(self.mean).to(x.device)
-        cos = _dot_unit(x, norms, m / torch.linalg.vector_norm(m))
+        cos = _dot_unit(x, norms, m / scaled_norms(m))
         return back(cos.to(x.dtype), framework)
 
     def predict(self, embeddings: Any) -> Any:
@@ -396,7 +397,7 @@ def fit_conformity_estimate(
     norms = row_norms(r)
     check_nonzero_rows(norms, "reference")
     mean = _mean64(r)
-    mean_norm = float(torch.linalg.vector_norm(mean))
+    mean_norm = float(scaled_norms(mean))
     if mean_norm == 0.0:
         raise ValueError(
             "reference: the mean vector is zero, so cos(m, v) is undefined; "

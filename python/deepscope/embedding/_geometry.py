@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -28,7 +29,12 @@ from deepscope.embedding._conformity import (
     _mean64,
     fit_conformity_estimate,
 )
-from deepscope.embedding._tensors import as_matrix, check_nonzero_rows, row_norms
+from deepscope.embedding._tensors import (
+    as_matrix,
+    check_nonzero_rows,
+    row_norms,
+    scaled_norms,
+)
 
 __all__ = [
     "GapShift",
@@ -122,18 +128,26 @@ def _shell(x: torch.Tensor, spectrum: bool) -> ModalityShell:
     centred_sq = torch.zeros(x.shape[1], dtype=torch.float64, device=x.device)
     norms = torch.empty(n, dtype=torch.float64, device=x.device)
     cov = torch.zeros((x.shape[1],) * 2, dtype=torch.float64) if spectrum else None
+    # Second moments are taken of the centred rows divided by a power of two
+    # near their largest magnitude (exact), so squares cannot under/overflow.
+    top = float(x.abs().amax()) if n else 0.0
+    scale = math.ldexp(1.0, math.frexp(top)[1]) if top > 0.0 else 1.0
     for i0 in range(0, n, 16384):
-        c = x[i0 : i0 + 16384].to(torch.float64) - mean
+        c = (x[i0 : i0 + 16384].to(torch.float64) - mean) / scale
         centred_sq += (c * c).sum(0)
-        norms[i0 : i0 + 16384] = torch.linalg.vector_norm(c, dim=1)
+        norms[i0 : i0 + 16384] = row_norms(c) * scale
         if cov is not None:
             cov += (c.T @ c).cpu()
-    std = torch.sqrt(centred_sq / n)
+    std = torch.sqrt(centred_sq / n) * scale
     norms_np = norms.cpu().numpy()
-    norm_mean = float(norms_np.mean())
-    norm_std = float(norms_np.std())
-    sigma_norm = float(torch.linalg.vector_norm(std))
-    mean_norm = float(torch.linalg.vector_norm(mean))
+    # Moments of the norms relative to the largest, so squares cannot
+    # under/overflow for very small or very large embeddings.
+    top = float(norms_np.max()) if n else 0.0
+    rel = norms_np / top if top > 0.0 else norms_np
+    norm_mean = float(rel.mean()) * (top if top > 0.0 else 1.0)
+    norm_std = float(rel.std()) * (top if top > 0.0 else 1.0)
+    sigma_norm = float(scaled_norms(std))
+    mean_norm = float(scaled_norms(mean))
     estimate = None
     if n >= 2 and mean_norm > 0.0:
         estimate = fit_conformity_estimate(x)
@@ -147,7 +161,7 @@ def _shell(x: torch.Tensor, spectrum: bool) -> ModalityShell:
         mean_to_std_ratio=mean_norm / sigma_norm if sigma_norm > 0.0 else float("inf"),
         spectrum=None
         if cov is None
-        else np.linalg.eigvalsh(cov.numpy() / n)[::-1].clip(min=0.0).copy(),
+        else np.linalg.eigvalsh(cov.numpy() / n)[::-1].clip(min=0.0) * scale**2,
         centred_norms=norms_np,
         estimate=estimate,
     )
@@ -197,6 +211,14 @@ def separability_probe(
             f"image_emb, text_emb: expected >= 2 rows each, got {a.shape[0]}, "
             f"{b.shape[0]}"
         )
+
+    # The probe is invariant to a common scale: divide both sets by a power of
+    # two near their largest magnitude (exact) so variances cannot
+    # under/overflow. New arrays; the caller's are not touched.
+    top = max(float(np.abs(a).max()), float(np.abs(b).max()))
+    if top > 0.0:
+        scale = math.ldexp(1.0, math.frexp(top)[1])
+        a, b = a / scale, b / scale
 
     # Fisher ranking of coordinates (ties: lowest index first).
     spread = a.var(0) + b.var(0)

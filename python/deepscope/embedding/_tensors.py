@@ -92,18 +92,35 @@ def back(t: torch.Tensor, framework: str) -> Any:
     return t
 
 
+def scaled_norms(t: torch.Tensor) -> torch.Tensor:
+    """(N,) float64 row norms that neither underflow nor overflow.
+
+    Each row is divided by its largest magnitude before it is squared (the
+    scaled-norm approach of LAPACK's ``dnrm2``), so any finite non-zero row
+    gets a non-zero finite norm; an all-zero row gets 0. Accepts a 1-D vector
+    as one row.
+    """
+    t64 = t.to(torch.float64)
+    if t64.ndim == 1:
+        return scaled_norms(t64[None])[0]
+    scale = t64.abs().amax(dim=1)
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    return torch.linalg.vector_norm(t64 / safe[:, None], dim=1) * scale
+
+
 def row_norms(t: torch.Tensor) -> torch.Tensor:
     """(N,) float64 Euclidean norms of the rows of ``t`` (computed in its dtype).
 
-    Float32 squares overflow above about 1e19 and underflow below 1e-19; rows
-    whose float32 norm falls outside a safe range are recomputed in float64.
+    Squares overflow above about 1e19 (float32) or 1e154 (float64) and
+    underflow below 1e-19 or 1e-154; rows whose norm falls outside a safe
+    range (a zero norm included) are recomputed by :func:`scaled_norms`, so
+    only an all-zero row has norm 0.
     """
     norms = torch.linalg.vector_norm(t, dim=1).to(torch.float64)
-    if t.dtype == torch.float64:
-        return norms
-    unsafe = torch.nonzero(~((norms > 1e-15) & (norms < 1e15))).flatten()
+    lo, hi = (1e-150, 1e150) if t.dtype == torch.float64 else (1e-15, 1e15)
+    unsafe = torch.nonzero(~((norms > lo) & (norms < hi))).flatten()
     if unsafe.numel():
-        norms[unsafe] = torch.linalg.vector_norm(t[unsafe].to(torch.float64), dim=1)
+        norms[unsafe] = scaled_norms(t[unsafe])
     return norms
 
 
