@@ -188,6 +188,9 @@ def test_cli_rejects_bad_arguments(tmp_path):
     args = _parser().parse_args(["bench", "--repeats", "0"])
     with pytest.raises(ValueError, match="--repeats"):
         args.run(args)
+    args = _parser().parse_args(["bench", "--only", "no-such-thing"])
+    with pytest.raises(ValueError, match="^--only: unknown workload"):
+        args.run(args)
     args = _parser().parse_args(["bench", "--data", str(tmp_path / "missing")])
     with pytest.raises(ValueError, match="--data"):
         args.run(args)

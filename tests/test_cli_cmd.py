@@ -65,3 +65,34 @@ def test_format_table_lists_methods():
     table = format_table(result)
     assert "| SGD (last epoch) | 90.00 +- 0.50 |" in table
     assert "embedded" not in table
+
+
+def test_warmup_default_fits_short_runs(tmp_path: Path, monkeypatch):
+    seen = {}
+
+    def fake_run(**kwargs):
+        seen.update(kwargs)
+        run = {
+            "n_params": 10,
+            "modes": 2,
+            "explained_variance_warmup": float("nan"),
+            "reconstruction_error": float("inf"),
+            "cmd_state_bytes": 360,
+            "swa_bytes": 40,
+        }
+        return {"summary": {"sgd": (float("nan"), 0.0)}, "runs": [run]}
+
+    monkeypatch.setattr(experiment, "run_experiment", fake_run)
+    args = _parse(["cmd", "--epochs", "4", "--no-plots", "-o", str(tmp_path)])
+    assert args.run(args) == 0
+    assert seen["warmup"] == 3
+    text = (tmp_path / "results.json").read_text()
+    assert "NaN" not in text
+    assert "Infinity" not in text
+    result = json.loads(text)
+    assert result["summary"]["sgd"] == [None, 0.0]
+    assert result["runs"][0]["explained_variance_warmup"] is None
+    assert result["runs"][0]["reconstruction_error"] is None
+    args = _parse(["cmd", "--no-plots", "-o", str(tmp_path)])
+    args.run(args)
+    assert seen["warmup"] == 5

@@ -65,8 +65,14 @@ def test_bad_arguments(tmp_path):
         _run(["--text", "x.npy"])
     with pytest.raises(ValueError, match="--top"):
         _run(["--top", "-1", "--no-png"])
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="^EMB: no such file"):
         _run([str(tmp_path / "missing.npy")])
+    np.save(tmp_path / "a.npy", np.ones((4, 3)))
+    np.save(tmp_path / "b.npy", np.ones((4, 5)))
+    with pytest.raises(FileNotFoundError, match="^--text: no such file"):
+        _run([str(tmp_path / "a.npy"), "--text", str(tmp_path / "nope.npy")])
+    with pytest.raises(ValueError, match=r"^--text: expected D = 3 .* got 5"):
+        _run([str(tmp_path / "a.npy"), "--text", str(tmp_path / "b.npy")])
 
 
 def test_default_embeddings_is_small_and_real():

@@ -384,6 +384,20 @@ def test_cli_explain_input_file_gradient_and_errors(tmp_path, capsys):
     capsys.readouterr()
 
 
+def test_cli_explain_index_past_the_test_set(tmp_path, capsys):
+    from deepscope.cli import main
+    from deepscope.pointsets import FASHION_MNIST_DIR
+
+    if not (FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip("dataset-fashion-mnist not installed")
+    argv = ["explain", "--index", "99999", "--no-png", "-o", str(tmp_path / "e.ply")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--index" in err
+    assert "99999" in err
+    assert "Traceback" not in err
+
+
 def test_dgcnn_and_checkpoint_cli(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     from deepscope.cli import main
@@ -406,3 +420,14 @@ def test_dgcnn_and_checkpoint_cli(tmp_path, capsys):
     assert main([*argv, "-o", str(out_ply)]) == 0
     assert len(_read_ply(out_ply)) == 24
     assert "class" in capsys.readouterr().out
+
+    # A checkpoint trained on another data set, explained on a Fashion-MNIST cloud.
+    from deepscope.pointsets import FASHION_MNIST_DIR
+
+    if (FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz").exists():
+        ckpt = save_checkpoint(
+            model, tmp_path / "g.pt", meta={"n_points": 24, "dataset": "digits"}
+        )
+        argv = ["explain", "--model", str(ckpt), "--no-png", "-o", str(out_ply)]
+        with pytest.warns(UserWarning, match="trained on 'digits'"):
+            assert main(argv) == 0

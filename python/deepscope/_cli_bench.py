@@ -94,13 +94,18 @@ def _run_bench(args: argparse.Namespace) -> int:
     def progress(line: str) -> None:
         print(f"  timing {line}", file=sys.stderr, flush=True)
 
-    report = bench.run(
-        quick=args.quick,
-        only=args.only,
-        data_dir=args.data,
-        repeats=args.repeats,
-        progress=None if args.json else progress,
-    )
+    try:
+        report = bench.run(
+            quick=args.quick,
+            only=args.only,
+            data_dir=args.data,
+            repeats=args.repeats,
+            progress=None if args.json else progress,
+        )
+    except ValueError as error:
+        if not str(error).startswith("only: "):
+            raise
+        raise ValueError("--" + str(error)) from None
     text = bench.dumps(report)
     if args.output is not None:
         args.output.write_text(text + "\n")

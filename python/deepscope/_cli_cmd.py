@@ -31,7 +31,10 @@ def add_cmd_command(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
     p.add_argument("--epochs", type=int, default=12, help="epochs (default 12)")
     p.add_argument(
-        "--warmup", type=int, default=5, help="CMD warm-up epochs F (default 5)"
+        "--warmup",
+        type=int,
+        default=None,
+        help="CMD warm-up epochs F (default 5, or epochs - 1 when fewer)",
     )
     p.add_argument(
         "--train-size", type=int, default=5000, help="training images (default 5000)"
@@ -72,6 +75,8 @@ def run_cmd_command(args: argparse.Namespace) -> int:
 
     from deepscope.dynamics import experiment
 
+    if args.warmup is None:
+        args.warmup = max(1, min(5, args.epochs - 1))
     for name in (
         "seeds",
         "epochs",
@@ -106,12 +111,16 @@ def run_cmd_command(args: argparse.Namespace) -> int:
         **kwargs,
     )
     args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "results.json").write_text(json.dumps(result, indent=1))
+    (args.output / "results.json").write_text(
+        json.dumps(_json_safe(result), indent=1, allow_nan=False)
+    )
     table = format_table(result)
     (args.output / "results.md").write_text(table + "\n")
     print(table)
     if not args.no_plots:
         _plots(result, args.output)
+    print(f"wrote      {args.output}/ (results.json, results.md", end="")
+    print(")" if args.no_plots else ", accuracy_curves.png, mode_trajectories.png)")
     return 0
 
 
@@ -159,6 +168,17 @@ def format_table(result: dict[str, Any]) -> str:
 def _fmt(x: float) -> str:
     """Three decimals, or "n/a" for a value that was never measured."""
     return "n/a" if math.isnan(x) else f"{x:.3f}"
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by ``None`` (strict JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    return value
 
 
 def _isnan(x: Any) -> bool:

@@ -106,10 +106,16 @@ def _inputs(args, E) -> tuple[list, list, str]:
         sets = [("image", pair.image), ("text", pair.text)]
         labels = [pair.image_labels, pair.text_labels]
         return sets, labels, f"embedded default pair. {pair.description}"
-    first = E.load_embeddings(args.emb, args.key)
+    first = _load(E, args.emb, args.key, "EMB")
     sets = [("image" if args.text else "embeddings", first)]
     if args.text is not None:
-        sets.append(("text", E.load_embeddings(args.text, args.text_key)))
+        text = _load(E, args.text, args.text_key, "--text")
+        if text.shape[1] != first.shape[1]:
+            raise ValueError(
+                f"--text: expected D = {first.shape[1]} columns like EMB, "
+                f"got {text.shape[1]}"
+            )
+        sets.append(("text", text))
     source = ", ".join(
         f"{n} {p}"
         for n, p in zip(("EMB", "TEXT"), (args.emb, args.text), strict=True)
@@ -242,3 +248,14 @@ def _save(fig, path: Path, plt) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def _load(E, path, key, flag: str):
+    """``E.load_embeddings`` with errors naming the command-line argument."""
+    try:
+        return E.load_embeddings(path, key)
+    except (FileNotFoundError, ValueError) as error:
+        message = str(error)
+        if message.startswith("path: "):
+            message = message[len("path: ") :]
+        raise type(error)(f"{flag}: {message}") from None

@@ -56,7 +56,7 @@ def add_embed_command(subparsers: Any) -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="seeded random subset size (default: all; fashion-mnist 5000, "
-        "three-moons 3000)",
+        "three-moons 3000, rounded down to 9 anchors + 3 equal moons)",
     )
     embed.add_argument(
         "--method", choices=EMBED_METHODS, default="basis", help="default: basis"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,14 @@ def _run_explain(args: argparse.Namespace) -> int:
         stem, description = source.stem, f"{source} ({raw.shape[0]} points)"
     else:
         cloud, label, stem, description = _default_input(args.index, n_points, args)
+        trained_on = meta.get("dataset")
+        if label is not None and trained_on not in (None, "fashion-mnist"):
+            warnings.warn(
+                f"--model was trained on {trained_on!r} clouds, but the input is a "
+                "Fashion-MNIST cloud: its prediction and label are of different "
+                "class sets (pass INPUT to explain another cloud)",
+                stacklevel=2,
+            )
 
     output = args.output or Path(f"explain_{stem}_{args.measure}.ply")
     png = None if args.no_png else (args.png or output.with_suffix(".png"))
@@ -209,6 +218,11 @@ def _default_input(index: int, n_points: int, args: argparse.Namespace):
         return cloud, None, "bunny", "embedded Stanford bunny (Fashion-MNIST missing)"
     except ValueError as error:
         raise ValueError(f"--index: {error}") from None
+    if index >= len(data.labels):
+        raise ValueError(
+            f"--index: expected < {len(data.labels)} (the Fashion-MNIST test "
+            f"samples), got {index}"
+        )
     cloud = np.asarray(data.points[index], dtype=np.float32)
     label = int(data.labels[index])
     return cloud, label, f"fmnist{index}", f"Fashion-MNIST test sample {index}"

@@ -92,7 +92,10 @@ def run_ssl(args: argparse.Namespace) -> int:
         message = str(error)
         if not message.startswith("labels_per_class: "):
             raise
-        raise ValueError("--labels: " + message.split(": ", 1)[1]) from None
+        hint = ""
+        if args.n is not None:
+            hint = f" (or raise -n: {args.n} points leave too few per class)"
+        raise ValueError("--labels: " + message.split(": ", 1)[1] + hint) from None
     title = f"{args.dataset} ({len(y)} points)"
     if args.json:
         out = {
@@ -111,4 +114,6 @@ def run_ssl(args: argparse.Namespace) -> int:
         print(format_table(ev, title))
     if args.png is not None:
         plot_accuracy(ev, args.png, title)
+        # Standard error: with --json, standard output holds only the JSON.
+        print(f"wrote {args.png}", file=sys.stderr if args.json else sys.stdout)
     return 0

@@ -233,7 +233,9 @@ def fashion_mnist_images(
         if not path.is_file():
             raise FileNotFoundError(
                 f"Fashion-MNIST file not found: {path} (install it with "
-                "'apt-get install -y dataset-fashion-mnist', or pass root=)"
+                "'apt-get install -y dataset-fashion-mnist', or point the "
+                "DEEPSCOPE_FASHION_MNIST environment variable (or root=) at "
+                "a folder holding the four idx files)"
             )
     images = _read_idx(image_file)
     labels = _read_idx(label_file)
