@@ -186,30 +186,47 @@ def _isnan(x: Any) -> bool:
 
 
 def _plots(result: dict[str, Any], out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A Figure of its own: no pyplot state, no global backend switch.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     run = result["runs"][0]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for key, values in run["curves"].items():
-        ax.plot(range(1, len(values) + 1), values, label=key)
+    styles = ["-", "--", "-.", ":"]
+    markers = ["o", "s", "^", "v", "D", "x"]
+    fig = Figure(figsize=(7.5, 4.2), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for i, (key, values) in enumerate(run["curves"].items()):
+        # Curves that coincide (EMA / SWA before their start) stay visible
+        # through distinct line styles and markers.
+        ax.plot(
+            range(1, len(values) + 1),
+            values,
+            label=key,
+            linestyle=styles[i % len(styles)],
+            marker=markers[i % len(markers)],
+            markersize=4,
+            alpha=0.85,
+        )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
-    ax.set_ylabel("test accuracy % (1,000 images)")
-    ax.legend()
+    size = result.get("config", {}).get("curve_size")
+    ax.set_ylabel(f"test accuracy % ({size:,} images)" if size else "test accuracy %")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     ax.set_title("Fashion-MNIST, seed 0")
-    fig.tight_layout()
-    fig.savefig(out / "accuracy_curves.png", dpi=100)
-    plt.close(fig)
+    fig.savefig(out / "accuracy_curves.png")
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(7.5, 4.2), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     for m, traj in enumerate(run["references"]):
         ax.plot(range(len(traj)), traj, label=f"mode {m}")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("observation (epoch)")
     ax.set_ylabel("reference parameter value")
     ax.set_title("CMD reference trajectories, seed 0")
-    ax.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
-    fig.savefig(out / "mode_trajectories.png", dpi=100)
-    plt.close(fig)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, fontsize=8)
+    fig.savefig(out / "mode_trajectories.png")

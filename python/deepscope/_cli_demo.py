@@ -215,41 +215,67 @@ def _figures(
 
     names = []
     # Corruption examples: the first cloud under every corruption at level 2.
-    figure = Figure(figsize=(16, 2.6), dpi=90)
+    splits = ["clean"] + [f"{k}_2" for k in kinds_of(dataset, CORRUPTIONS)]
+    columns = 4
+    rows = -(-len(splits) // columns)
+    figure = Figure(figsize=(11, 2.9 * rows), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
-    kinds = [k for k in CORRUPTIONS if f"{k}_2" in dataset]
-    for i, split in enumerate(["clean"] + [f"{k}_2" for k in kinds]):
-        axes = figure.add_subplot(1, len(kinds) + 1, i + 1)
+    low = min(float(np.asarray(dataset[s][0])[:, 2].min()) for s in splits)
+    high = max(float(np.asarray(dataset[s][0])[:, 2].max()) for s in splits)
+    for i, split in enumerate(splits):
+        axes = figure.add_subplot(rows, columns, i + 1)
         cloud = np.asarray(dataset[split][0])
-        axes.scatter(cloud[:, 0], cloud[:, 1], s=0.5, c=cloud[:, 2], cmap="viridis")
-        axes.set_title(split, fontsize=9)
+        dots = axes.scatter(
+            cloud[:, 0],
+            cloud[:, 1],
+            s=2,
+            c=cloud[:, 2],
+            cmap="viridis",
+            vmin=low,
+            vmax=high,
+        )
+        axes.set_title(split, fontsize=11)
         axes.set_aspect("equal")
         axes.axis("off")
+    figure.colorbar(dots, ax=figure.axes, shrink=0.8, label="z (from pixel intensity)")
+    figure.suptitle(
+        "ModelNet-C corruptions at level 2 (first test cloud, seen from above)"
+    )
     figure.savefig(folder / "corruptions.png")
     names.append("corruptions")
 
-    # FBI importance maps of four predictions.
+    # FBI importance maps of four predictions, each scaled to its maximum.
     clouds = torch.from_numpy(np.asarray(data.points[:4]))
     with torch.no_grad():
         logits, features = plain.forward_features(clouds)
     importance = feature_norms(features).numpy()
+    importance = importance / np.maximum(importance.max(axis=1, keepdims=True), 1e-30)
     predicted = logits.argmax(1).numpy()
-    figure = Figure(figsize=(10, 2.8), dpi=90)
+    figure = Figure(figsize=(12, 3.6), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
     for i in range(len(clouds)):
         axes = figure.add_subplot(1, 4, i + 1)
         cloud = clouds[i].numpy()
-        axes.scatter(cloud[:, 0], cloud[:, 1], s=1.5, c=importance[i], cmap="inferno")
+        dots = axes.scatter(
+            cloud[:, 0],
+            cloud[:, 1],
+            s=3,
+            c=importance[i],
+            cmap="inferno",
+            vmin=0,
+            vmax=1,
+        )
         true = data.class_names[int(data.labels[i])]
-        axes.set_title(f"{data.class_names[predicted[i]]} ({true})", fontsize=9)
+        axes.set_title(f"{data.class_names[predicted[i]]} ({true})", fontsize=11)
         axes.set_aspect("equal")
         axes.axis("off")
+    figure.colorbar(dots, ax=figure.axes, shrink=0.8, label="importance / max")
     figure.suptitle("FBI importance (feature norms); predicted (true)")
-    figure.subplots_adjust(top=0.78)
     figure.savefig(folder / "importance.png")
     names.append("importance")
 
     # Accuracy per corruption level: one panel per corruption, shared legend.
+    kinds = kinds_of(dataset, CORRUPTIONS)
     figure = Figure(figsize=(16, 3.6), dpi=90, layout="constrained")
     FigureCanvasAgg(figure)
     lines = []
@@ -287,3 +313,8 @@ def _figures(
     figure.savefig(folder / "accuracy_per_level.png")
     names.append("accuracy_per_level")
     return names
+
+
+def kinds_of(dataset: dict, corruptions: Any) -> list[str]:
+    """The corruptions present in ``dataset`` at level 2, in the official order."""
+    return [k for k in corruptions if f"{k}_2" in dataset]

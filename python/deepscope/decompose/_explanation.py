@@ -96,7 +96,7 @@ def plot_explanation(
         raise ValueError(f"indices: expected values in [0, {b}), got {rows}")
     cols = 3 + k
     fig, axes = plt.subplots(
-        len(rows), cols, figsize=(1.7 * cols, 1.7 * len(rows)), squeeze=False
+        len(rows), cols, figsize=(2.1 * cols, 2.1 * len(rows)), squeeze=False
     )
     for r, i in enumerate(rows):
         tgt = int(explanation.target[i])
@@ -105,7 +105,7 @@ def plot_explanation(
         agn = unnormalize(explanation.agnostic[i], mean, std)
         gray = img.shape[2] == 1
         axes[r, 0].imshow(img[..., 0] if gray else img, cmap="gray", vmin=0, vmax=1)
-        axes[r, 0].set_title(f"input ({name})", fontsize=8)
+        axes[r, 0].set_title(f"input ({name})", fontsize=10)
         # One symmetric colour scale per row for the distinct part and every
         # branch, so their magnitudes can be compared at a glance.
         signed = [_signed_display(explanation.distinct[i].cpu().numpy(), std)]
@@ -120,9 +120,9 @@ def plot_explanation(
         cells = [1] + [3 + j for j in range(k)]
         for v, c, title in zip(signed, cells, titles, strict=True):
             im = axes[r, c].imshow(v, cmap="seismic", vmin=-lim, vmax=lim)
-            axes[r, c].set_title(title, fontsize=8)
+            axes[r, c].set_title(title, fontsize=10)
         axes[r, 2].imshow(agn[..., 0] if gray else agn, cmap="gray", vmin=0, vmax=1)
-        axes[r, 2].set_title("agnostic", fontsize=8)
+        axes[r, 2].set_title("agnostic", fontsize=10)
         fig.colorbar(im, ax=axes[r, cols - 1], fraction=0.046, pad=0.02)
     for ax in axes.ravel():
         ax.set_xticks([])
