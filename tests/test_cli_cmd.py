@@ -41,6 +41,18 @@ def test_cmd_command_rejects_bad_arguments(tmp_path: Path):
     args = _parse(["cmd", "--epochs", "3", "--warmup", "3", "-o", str(tmp_path)])
     with pytest.raises(ValueError, match="warmup"):
         args.run(args)
+    # Rejected before any training, naming the argument the user gave.
+    args = _parse(["cmd", "--epochs", "1", "-o", str(tmp_path)])
+    with pytest.raises(ValueError, match="^--epochs: expected >= 2"):
+        args.run(args)
+    for flag in ("--width", "--samples", "--embedded-modes"):
+        args = _parse(["cmd", flag, "0", "-o", str(tmp_path)])
+        with pytest.raises(ValueError, match=f"^{flag}: expected >= 1"):
+            args.run(args)
+    (tmp_path / "file").write_text("")
+    args = _parse(["cmd", "-o", str(tmp_path / "file")])
+    with pytest.raises(ValueError, match="^--output: .* is not a folder"):
+        args.run(args)
 
 
 def test_missing_dataset_is_reported(tmp_path: Path):

@@ -73,6 +73,28 @@ def test_bad_arguments(tmp_path):
         _run([str(tmp_path / "a.npy"), "--text", str(tmp_path / "nope.npy")])
     with pytest.raises(ValueError, match=r"^--text: expected D = 3 .* got 5"):
         _run([str(tmp_path / "a.npy"), "--text", str(tmp_path / "b.npy")])
+    # Errors about the array name name --key / --text-key, not the API's key=.
+    np.savez(tmp_path / "z.npz", p=np.ones((4, 3)), q=np.ones((4, 3)))
+    with pytest.raises(ValueError, match="^--key: .*several.*name one with --key$"):
+        _run([str(tmp_path / "z.npz")])
+    with pytest.raises(ValueError, match=r"^--text-key: expected one of \['p', 'q'\]"):
+        _run(
+            [str(tmp_path / "a.npy"), "--text", str(tmp_path / "z.npz")]
+            + ["--text-key", "r"]
+        )
+    # Corrupt files: one line naming the argument, no traceback.
+    (tmp_path / "bad.pt").write_bytes(b"nonsense")
+    torch = pytest.importorskip("torch")
+    torch.save(torch.ones(4, 3), tmp_path / "ok.pt")
+    data = (tmp_path / "ok.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    for name, flag in (("bad.pt", "EMB"), ("cut.pt", "--text")):
+        argv = [str(tmp_path / "a.npy"), "--text", str(tmp_path / name)]
+        if flag == "EMB":
+            argv = [str(tmp_path / name)]
+        with pytest.raises(ValueError, match=f"^{flag}: cannot read .*{name}") as info:
+            _run(argv)
+        assert "\n" not in str(info.value)
 
 
 def test_default_embeddings_is_small_and_real():

@@ -135,7 +135,24 @@ def test_demo_writes_report_and_figures(tmp_path, capsys):
     assert "mCE" in capsys.readouterr().out
     for name in ("corruptions", "importance", "accuracy_per_level"):
         assert (out / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+    # Two clouds, one corruption: two panels a figure, no empty columns
+    # (the PNG width, bytes 16-20 of the header, stays well under four panels).
+    for name in ("corruptions", "importance"):
+        width = int.from_bytes((out / f"{name}.png").read_bytes()[16:20], "big")
+        assert width < 900, (name, width)
     assert "| Model |" in (out / "report.md").read_text()
+
+
+def test_demo_colour_range_ignores_far_added_points():
+    import numpy as np
+
+    from deepscope._cli_demo import z_range
+
+    clean = np.zeros((1, 5, 3))
+    clean[0, :, 2] = [-0.2, -0.1, 0.0, 0.1, 0.15]
+    far = clean.copy()
+    far[0, 0, 2] = 0.9
+    assert z_range({"clean": clean, "add_global_2": far}) == (-0.2, 0.15)
 
 
 def test_parser_corruption_names_match():

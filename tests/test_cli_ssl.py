@@ -79,6 +79,16 @@ def test_ssl_command_table(capsys):
 def test_ssl_command_rejects_bad_counts(capsys):
     with pytest.raises(ValueError, match="--seeds"):
         _run(["ssl", "--seeds", "0"], capsys)
+    with pytest.raises(ValueError, match=r"^-n: expected <= 1797"):
+        _run(["ssl", "-n", "100000", "--methods", "laplace"], capsys)
+
+
+def test_ssl_command_checks_the_png_folder_first(tmp_path, capsys):
+    png = tmp_path / "missing" / "ssl.png"
+    argv = ["ssl", "-n", "30", "--labels", "1", "--seeds", "1", "--json"]
+    with pytest.raises(ValueError, match="^--png: folder .* does not exist"):
+        _run([*argv, "--methods", "laplace", "--png", str(png)], capsys)
+    assert capsys.readouterr().out == ""
 
 
 def test_ssl_command_too_many_labels_names_the_flag(capsys):

@@ -429,5 +429,9 @@ def test_dgcnn_and_checkpoint_cli(tmp_path, capsys):
             model, tmp_path / "g.pt", meta={"n_points": 24, "dataset": "digits"}
         )
         argv = ["explain", "--model", str(ckpt), "--no-png", "-o", str(out_ply)]
-        with pytest.warns(UserWarning, match="trained on 'digits'"):
-            assert main(argv) == 0
+        capsys.readouterr()
+        assert main(argv) == 0
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1
+        assert err[0].startswith("deepscope explain: warning: --model was trained")
+        assert "trained on 'digits'" in err[0]

@@ -76,6 +76,8 @@ def run_cmd_command(args: argparse.Namespace) -> int:
     from deepscope.dynamics import experiment
 
     if args.warmup is None:
+        if args.epochs == 1:
+            raise ValueError("--epochs: expected >= 2 (a warm-up epoch and more)")
         args.warmup = max(1, min(5, args.epochs - 1))
     for name in (
         "seeds",
@@ -84,10 +86,15 @@ def run_cmd_command(args: argparse.Namespace) -> int:
         "train_size",
         "test_size",
         "modes",
+        "embedded_modes",
+        "samples",
+        "width",
         "threads",
     ):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')}: expected >= 1")
+    if args.output.exists() and not args.output.is_dir():
+        raise ValueError(f"--output: {args.output} is not a folder")
     if args.warmup >= args.epochs:
         raise ValueError(
             f"--warmup: expected fewer than --epochs ({args.epochs}), got {args.warmup}"

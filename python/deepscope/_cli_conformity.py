@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -106,10 +108,10 @@ def _inputs(args, E) -> tuple[list, list, str]:
         sets = [("image", pair.image), ("text", pair.text)]
         labels = [pair.image_labels, pair.text_labels]
         return sets, labels, f"embedded default pair. {pair.description}"
-    first = _load(E, args.emb, args.key, "EMB")
+    first = _load(E, args.emb, args.key, "EMB", "--key")
     sets = [("image" if args.text else "embeddings", first)]
     if args.text is not None:
-        text = _load(E, args.text, args.text_key, "--text")
+        text = _load(E, args.text, args.text_key, "--text", "--text-key")
         if text.shape[1] != first.shape[1]:
             raise ValueError(
                 f"--text: expected D = {first.shape[1]} columns like EMB, "
@@ -250,12 +252,21 @@ def _save(fig, path: Path, plt) -> Path:
     return path
 
 
-def _load(E, path, key, flag: str):
+def _load(E, path, key, flag: str, key_flag: str):
     """``E.load_embeddings`` with errors naming the command-line argument."""
     try:
         return E.load_embeddings(path, key)
     except (FileNotFoundError, ValueError) as error:
         message = str(error)
+        if message.startswith("key: "):
+            message = message[len("key: ") :].replace("key=", key_flag)
+            raise ValueError(f"{key_flag}: {message}") from None
         if message.startswith("path: "):
             message = message[len("path: ") :]
         raise type(error)(f"{flag}: {message}") from None
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError):
+        # Corrupt or truncated files: torch / zipfile errors, some many lines long.
+        raise ValueError(
+            f"{flag}: cannot read {path} (corrupt, or it holds objects other "
+            "than arrays / tensors)"
+        ) from None

@@ -216,12 +216,14 @@ def _figures(
     names = []
     # Corruption examples: the first cloud under every corruption at level 2.
     splits = ["clean"] + [f"{k}_2" for k in kinds_of(dataset, CORRUPTIONS)]
-    columns = 4
+    # At most four panels a row; fewer corruptions (--kinds) leave no empty cells.
+    columns = min(4, len(splits))
     rows = -(-len(splits) // columns)
-    figure = Figure(figsize=(11, 2.9 * rows), dpi=100, layout="constrained")
+    figure = Figure(
+        figsize=(2.35 * columns + 1.6, 2.9 * rows), dpi=100, layout="constrained"
+    )
     FigureCanvasAgg(figure)
-    low = min(float(np.asarray(dataset[s][0])[:, 2].min()) for s in splits)
-    high = max(float(np.asarray(dataset[s][0])[:, 2].max()) for s in splits)
+    low, high = z_range(dataset)
     for i, split in enumerate(splits):
         axes = figure.add_subplot(rows, columns, i + 1)
         cloud = np.asarray(dataset[split][0])
@@ -237,7 +239,13 @@ def _figures(
         axes.set_title(split, fontsize=11)
         axes.set_aspect("equal")
         axes.axis("off")
-    figure.colorbar(dots, ax=figure.axes, shrink=0.8, label="z (from pixel intensity)")
+    figure.colorbar(
+        dots,
+        ax=figure.axes,
+        shrink=0.8,
+        extend="both",
+        label="z (from pixel intensity)",
+    )
     figure.suptitle(
         "ModelNet-C corruptions at level 2 (first test cloud, seen from above)"
     )
@@ -251,10 +259,12 @@ def _figures(
     importance = feature_norms(features).numpy()
     importance = importance / np.maximum(importance.max(axis=1, keepdims=True), 1e-30)
     predicted = logits.argmax(1).numpy()
-    figure = Figure(figsize=(12, 3.6), dpi=100, layout="constrained")
+    figure = Figure(
+        figsize=(2.6 * len(clouds) + 1.6, 3.6), dpi=100, layout="constrained"
+    )
     FigureCanvasAgg(figure)
     for i in range(len(clouds)):
-        axes = figure.add_subplot(1, 4, i + 1)
+        axes = figure.add_subplot(1, len(clouds), i + 1)
         cloud = clouds[i].numpy()
         dots = axes.scatter(
             cloud[:, 0],
@@ -318,3 +328,13 @@ def _figures(
 def kinds_of(dataset: dict, corruptions: Any) -> list[str]:
     """The corruptions present in ``dataset`` at level 2, in the official order."""
     return [k for k in corruptions if f"{k}_2" in dataset]
+
+
+def z_range(dataset: dict) -> tuple[float, float]:
+    """The colour range of the corruption grid: the first clean cloud's z range.
+
+    One scale for every panel, but not stretched by the far points add_global
+    scatters (they would flatten all the other panels to one colour).
+    """
+    z = np.asarray(dataset["clean"][0])[:, 2]
+    return float(z.min()), float(z.max())

@@ -17,8 +17,8 @@ Fashion-MNIST is not installed. Registered in :mod:`deepscope.cli` through
 from __future__ import annotations
 
 import argparse
+import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -136,11 +136,13 @@ def _run_explain(args: argparse.Namespace) -> int:
         cloud, label, stem, description = _default_input(args.index, n_points, args)
         trained_on = meta.get("dataset")
         if label is not None and trained_on not in (None, "fashion-mnist"):
-            warnings.warn(
-                f"--model was trained on {trained_on!r} clouds, but the input is a "
-                "Fashion-MNIST cloud: its prediction and label are of different "
-                "class sets (pass INPUT to explain another cloud)",
-                stacklevel=2,
+            # One line on standard error (warnings.warn would add a source line).
+            print(
+                f"deepscope explain: warning: --model was trained on {trained_on!r} "
+                "clouds, but the input is a Fashion-MNIST cloud: its prediction "
+                "and label are of different class sets (pass INPUT to explain "
+                "another cloud)",
+                file=sys.stderr,
             )
 
     output = args.output or Path(f"explain_{stem}_{args.measure}.ply")

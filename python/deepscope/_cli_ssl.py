@@ -77,7 +77,15 @@ def run_ssl(args: argparse.Namespace) -> int:
         if any(v is not None and v < 1 for v in values):
             flag = f"-{name}" if len(name) == 1 else f"--{name}"
             raise ValueError(f"{flag}: expected positive integers, got {value}")
-    X, y = load_dataset(args.dataset, n=args.n)
+    # Checked before the (slow) evaluation, which --json prints ahead of the plot.
+    if args.png is not None and not args.png.parent.is_dir():
+        raise ValueError(f"--png: folder {args.png.parent} does not exist")
+    try:
+        X, y = load_dataset(args.dataset, n=args.n)
+    except ValueError as error:
+        if not str(error).startswith("n: "):
+            raise
+        raise ValueError("-" + str(error)) from None
     try:
         ev = evaluate_ssl(
             X,
