@@ -103,7 +103,31 @@ def run_cmd_command(args: argparse.Namespace) -> int:
     kwargs = {}
     if args.data is not None:
         kwargs["data_root"] = args.data
-    result = experiment.run_experiment(
+    try:
+        result = _run(experiment, args, kwargs)
+    except ValueError as error:
+        name, _, message = str(error).partition(": ")
+        if name not in ("train_size", "test_size"):
+            raise
+        flag = "--" + name.replace("_", "-")
+        raise ValueError(f"{flag}: {message.replace(name, flag)}") from None
+    args.output.mkdir(parents=True, exist_ok=True)
+    (args.output / "results.json").write_text(
+        json.dumps(_json_safe(result), indent=1, allow_nan=False)
+    )
+    table = format_table(result)
+    (args.output / "results.md").write_text(table + "\n")
+    print(table)
+    if not args.no_plots:
+        _plots(result, args.output)
+    print(f"wrote      {args.output}/ (results.json, results.md", end="")
+    print(")" if args.no_plots else ", accuracy_curves.png, mode_trajectories.png)")
+    return 0
+
+
+def _run(experiment: Any, args: argparse.Namespace, kwargs: dict) -> dict[str, Any]:
+    """``experiment.run_experiment`` with the command's options."""
+    return experiment.run_experiment(
         seeds=tuple(range(args.seeds)),
         epochs=args.epochs,
         warmup=args.warmup,
@@ -117,18 +141,6 @@ def run_cmd_command(args: argparse.Namespace) -> int:
         show_progress=not args.no_progress,
         **kwargs,
     )
-    args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "results.json").write_text(
-        json.dumps(_json_safe(result), indent=1, allow_nan=False)
-    )
-    table = format_table(result)
-    (args.output / "results.md").write_text(table + "\n")
-    print(table)
-    if not args.no_plots:
-        _plots(result, args.output)
-    print(f"wrote      {args.output}/ (results.json, results.md", end="")
-    print(")" if args.no_plots else ", accuracy_curves.png, mode_trajectories.png)")
-    return 0
 
 
 def format_table(result: dict[str, Any]) -> str:

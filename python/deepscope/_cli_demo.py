@@ -286,7 +286,7 @@ def _figures(
 
     # Accuracy per corruption level: one panel per corruption, shared legend.
     kinds = kinds_of(dataset, CORRUPTIONS)
-    figure = Figure(figsize=(16, 3.6), dpi=90, layout="constrained")
+    figure = Figure(figsize=(2.2 * len(kinds) + 1.0, 3.6), dpi=90, layout="constrained")
     FigureCanvasAgg(figure)
     lines = []
     for i, kind in enumerate(kinds):
@@ -302,7 +302,7 @@ def _figures(
             if i == 0:
                 lines.append(line)
         axes.set_title(kind, fontsize=9)
-        axes.set_ylim(0, 1)
+        axes.set_ylim(-0.02, 1.02)  # lines at 0 or 1 stay off the frame
         axes.set_xticks(LEVELS)
         axes.set_xlabel("level", fontsize=8)
         axes.tick_params(labelsize=8)

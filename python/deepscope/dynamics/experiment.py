@@ -273,6 +273,15 @@ def run_experiment(
     import torch
 
     raw = load_fashion_mnist(data_root)
+    for name, size, split in (
+        ("train_size", train_size, "x_train"),
+        ("test_size", test_size, "x_test"),
+    ):
+        if not 1 <= size <= len(raw[split]):
+            raise ValueError(
+                f"{name}: expected 1 <= {name} <= {len(raw[split])} (the "
+                f"Fashion-MNIST {split[2:]} images), got {size}"
+            )
     rng = np.random.default_rng(0)
     pick = np.sort(rng.choice(len(raw["x_train"]), size=train_size, replace=False))
     data = {
