@@ -62,6 +62,11 @@ from deepscope.pointsets import FASHION_MNIST_CLASSES, fashion_mnist_points
 ROOT = Path(__file__).resolve().parents[1]
 N_POINTS = 1024
 TEST_LIMIT = 100
+#: The stages of the DGCNN patch and curve members (512-point partial clouds).
+DGCNN_PARTIAL_STAGES = [
+    {"first": 0, "last": 3000, "epochs": 4, "lr": 2e-3, "batch_size": 16},
+    {"first": 3000, "last": 6000, "epochs": 3, "lr": 1e-3, "batch_size": 16},
+]
 #: name -> training stages, each a cosine cycle of Adam on the training
 #: clouds ``first:last`` (label smoothing 0.2, EPiC augmentation); the DGCNN
 #: runs three cycles, the patch / curve members two, each on new clouds.
@@ -85,14 +90,8 @@ RECIPES = {
     "critical": [{"first": 0, "last": 3000, "epochs": 6, "lr": 1e-3, "batch_size": 16}],
     # EPiC members with the DGCNN backbone (the published configuration),
     # shorter than the PointNet members: a DGCNN step costs about 6x more.
-    "dgcnn-patch": [
-        {"first": 0, "last": 3000, "epochs": 4, "lr": 2e-3, "batch_size": 16},
-        {"first": 3000, "last": 6000, "epochs": 3, "lr": 1e-3, "batch_size": 16},
-    ],
-    "dgcnn-curve": [
-        {"first": 0, "last": 3000, "epochs": 4, "lr": 2e-3, "batch_size": 16},
-        {"first": 3000, "last": 6000, "epochs": 3, "lr": 1e-3, "batch_size": 16},
-    ],
+    "dgcnn-patch": DGCNN_PARTIAL_STAGES,
+    "dgcnn-curve": DGCNN_PARTIAL_STAGES,
     "dgcnn-random": [
         {"first": 0, "last": 3000, "epochs": 10, "lr": 2e-3, "batch_size": 32}
     ],
@@ -105,12 +104,11 @@ DGCNN_MEMBERS = ("dgcnn-patch", "dgcnn-curve", "dgcnn-random")
 def _build(name: str) -> tuple[torch.nn.Module, torch.nn.Module]:
     """(trained module, backbone saved) for one recipe."""
     torch.manual_seed(0)
-    if name == "dgcnn":
-        model = DGCNN(10, dropout=0.5, knn="deepscope", **DGCNN_OPTIONS)
-        return model, model
-    if name.startswith("dgcnn-"):
+    if name.startswith("dgcnn"):
         backbone = DGCNN(10, dropout=0.5, knn="deepscope", **DGCNN_OPTIONS)
-        return robust.PartialMember(backbone, name.split("-", 1)[1]), backbone
+        if name == "dgcnn":
+            return backbone, backbone
+        return robust.PartialMember(backbone, name.removeprefix("dgcnn-")), backbone
     backbone = PointNet(10, emb_dims=256, dropout=0.3)
     if name == "critical":
         return robust.CriticalSubsetMember(backbone), backbone
@@ -214,54 +212,21 @@ ROWS = (
 
 
 def evaluate(out: Path) -> None:
-    from deepscope.robust._evaluate import _ensemble_accuracies
-
-    data = fashion_mnist_points("test", N_POINTS, seed=1, limit=TEST_LIMIT)
-    dataset = robust.corrupt_dataset(data.points, seed=0)
+    """The main table: plain PointNet, + EPiC, + critical, normalised by DGCNN."""
     dgcnn = load_checkpoint(out / "dgcnn.pt", knn="deepscope")
-    plain = pretrained("pointnet-fmnist")
     members = {name: load_checkpoint(out / f"{name}.pt") for name in MEMBERS}
     epic = robust.EPiC.from_backbones(
         [members[m] for m in ("patch", "curve", "random")]
     )
     critical = robust.CriticalSubsetMember(members["critical"])
-    start = time.perf_counter()
-    cpu = time.process_time()
-    found = _ensemble_accuracies(
-        plain,
+    keys = ("dgcnn", "plain", "+EPiC", "+EPiC+critical", "critical alone")
+    _evaluate_rows(
+        out / "report",
+        dict(zip(ROWS, keys, strict=True)),
+        pretrained("pointnet-fmnist"),
         epic,
         critical,
-        dataset,
-        data.labels,
         references={"dgcnn": dgcnn},
-        progress=lambda model, split: print(split, flush=True),
-    )
-    seconds = time.perf_counter() - start
-    cpu = time.process_time() - cpu
-    keys = ("dgcnn", "plain", "+EPiC", "+EPiC+critical", "critical alone")
-    accuracy = {row: found[key] for row, key in zip(ROWS, keys, strict=True)}
-    reference = accuracy[ROWS[0]]
-    scores = {name: robust.mce(acc, reference) for name, acc in accuracy.items()}
-    report = robust.RobustnessReport(accuracy, scores, ROWS[0], {})
-    print(robust.format_report(report))
-    print(f"evaluation: {seconds:.0f} s wall, {cpu:.0f} s CPU")
-    (out / "report.md").write_text(robust.format_report(report, markdown=True) + "\n")
-    (out / "report.json").write_text(
-        json.dumps(
-            {
-                "accuracy": accuracy,
-                "scores": {k: v._asdict() for k, v in scores.items()},
-                "unrounded": {
-                    k: robust.mce(acc, reference, rounded=False)._asdict()
-                    for k, acc in accuracy.items()
-                },
-                "test_samples": TEST_LIMIT,
-                "n_points": N_POINTS,
-                "eval_seconds": seconds,
-                "eval_cpu_seconds": cpu,
-            },
-            indent=1,
-        )
     )
 
 
@@ -276,40 +241,58 @@ def evaluate_dgcnn(out: Path) -> None:
     """The DGCNN-backbone rows: plain DGCNN vs DGCNN + EPiC (+ critical).
 
     The plain DGCNN and the critical-subset member are the shipped float16
-    copies (the main table's), the DGCNN members come from ``out``.
+    copies, the DGCNN members come from ``out``.
     """
+    members = [load_checkpoint(out / f"{n}.pt", knn="deepscope") for n in DGCNN_MEMBERS]
+    weights = ROOT / "python/deepscope/robust/weights/critical.pt"
+    _evaluate_rows(
+        out / "report_dgcnn",
+        dict(zip(DGCNN_ROWS, ("plain", "+EPiC", "+EPiC+critical"), strict=True)),
+        pretrained("dgcnn-fmnist", knn="deepscope"),
+        robust.EPiC.from_backbones(members),
+        robust.CriticalSubsetMember(load_checkpoint(weights)),
+    )
+
+
+def _evaluate_rows(
+    stem: Path,
+    rows: dict[str, str],
+    plain: torch.nn.Module,
+    epic: robust.EPiC,
+    critical: robust.CriticalSubsetMember,
+    references: dict[str, torch.nn.Module] | None = None,
+) -> None:
+    """Scores ``rows`` (table row -> ensemble key) on the corrupted test set,
+    normalised by the first row; prints the table and writes ``stem.md`` and
+    ``stem.json``."""
     from deepscope.robust._evaluate import _ensemble_accuracies
 
     data = fashion_mnist_points("test", N_POINTS, seed=1, limit=TEST_LIMIT)
     dataset = robust.corrupt_dataset(data.points, seed=0)
-    dgcnn = pretrained("dgcnn-fmnist", knn="deepscope")
-    members = [load_checkpoint(out / f"{n}.pt", knn="deepscope") for n in DGCNN_MEMBERS]
-    epic = robust.EPiC.from_backbones(members)
-    weights = ROOT / "python/deepscope/robust/weights/critical.pt"
-    critical = robust.CriticalSubsetMember(load_checkpoint(weights))
     start = time.perf_counter()
     cpu = time.process_time()
     found = _ensemble_accuracies(
-        dgcnn,
+        plain,
         epic,
         critical,
         dataset,
         data.labels,
+        references=references,
         progress=lambda model, split: print(split, flush=True),
     )
     seconds = time.perf_counter() - start
     cpu = time.process_time() - cpu
-    keys = ("plain", "+EPiC", "+EPiC+critical")
-    accuracy = {row: found[key] for row, key in zip(DGCNN_ROWS, keys, strict=True)}
-    reference = accuracy[DGCNN_ROWS[0]]
+    accuracy = {row: found[key] for row, key in rows.items()}
+    normaliser = next(iter(rows))
+    reference = accuracy[normaliser]
     scores = {name: robust.mce(acc, reference) for name, acc in accuracy.items()}
-    report = robust.RobustnessReport(accuracy, scores, DGCNN_ROWS[0], {})
+    report = robust.RobustnessReport(accuracy, scores, normaliser, {})
     print(robust.format_report(report))
     print(f"evaluation: {seconds:.0f} s wall, {cpu:.0f} s CPU")
-    (out / "report_dgcnn.md").write_text(
+    stem.with_suffix(".md").write_text(
         robust.format_report(report, markdown=True) + "\n"
     )
-    (out / "report_dgcnn.json").write_text(
+    stem.with_suffix(".json").write_text(
         json.dumps(
             {
                 "accuracy": accuracy,
@@ -318,8 +301,11 @@ def evaluate_dgcnn(out: Path) -> None:
                     k: robust.mce(acc, reference, rounded=False)._asdict()
                     for k, acc in accuracy.items()
                 },
-                "critical_alone": found["critical alone"],
+                "other_accuracy": {
+                    k: v for k, v in found.items() if k not in rows.values()
+                },
                 "test_samples": TEST_LIMIT,
+                "n_points": N_POINTS,
                 "eval_seconds": seconds,
                 "eval_cpu_seconds": cpu,
             },

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from deepscope._cli_common import flag_errors
+
 __all__ = ["add_bench_command"]
 
 
@@ -94,7 +96,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     def progress(line: str) -> None:
         print(f"  timing {line}", file=sys.stderr, flush=True)
 
-    try:
+    with flag_errors({"only": "--only"}):
         report = bench.run(
             quick=args.quick,
             only=args.only,
@@ -102,10 +104,6 @@ def _run_bench(args: argparse.Namespace) -> int:
             repeats=args.repeats,
             progress=None if args.json else progress,
         )
-    except ValueError as error:
-        if not str(error).startswith("only: "):
-            raise
-        raise ValueError("--" + str(error)) from None
     text = bench.dumps(report)
     if args.output is not None:
         args.output.write_text(text + "\n")

@@ -14,6 +14,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from deepscope._cli_common import flag_errors
+
 __all__ = ["add_cmd_command", "format_table"]
 
 
@@ -76,9 +78,11 @@ def run_cmd_command(args: argparse.Namespace) -> int:
     from deepscope.dynamics import experiment
 
     if args.warmup is None:
-        if args.epochs == 1:
-            raise ValueError("--epochs: expected >= 2 (a warm-up epoch and more)")
-        args.warmup = max(1, min(5, args.epochs - 1))
+        if args.epochs < 2:
+            raise ValueError(
+                f"--epochs: expected >= 2 (a warm-up epoch and more), got {args.epochs}"
+            )
+        args.warmup = min(5, args.epochs - 1)
     for name in (
         "seeds",
         "epochs",
@@ -103,14 +107,21 @@ def run_cmd_command(args: argparse.Namespace) -> int:
     kwargs = {}
     if args.data is not None:
         kwargs["data_root"] = args.data
-    try:
-        result = _run(experiment, args, kwargs)
-    except ValueError as error:
-        name, _, message = str(error).partition(": ")
-        if name not in ("train_size", "test_size"):
-            raise
-        flag = "--" + name.replace("_", "-")
-        raise ValueError(f"{flag}: {message.replace(name, flag)}") from None
+    with flag_errors({"train_size": "--train-size", "test_size": "--test-size"}):
+        result = experiment.run_experiment(
+            seeds=tuple(range(args.seeds)),
+            epochs=args.epochs,
+            warmup=args.warmup,
+            train_size=args.train_size,
+            test_size=args.test_size,
+            width=args.width,
+            modes=args.modes,
+            samples=args.samples,
+            embedded_modes=args.embedded_modes,
+            embedded=not args.no_embedded,
+            show_progress=not args.no_progress,
+            **kwargs,
+        )
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "results.json").write_text(
         json.dumps(_json_safe(result), indent=1, allow_nan=False)
@@ -123,24 +134,6 @@ def run_cmd_command(args: argparse.Namespace) -> int:
     print(f"wrote      {args.output}/ (results.json, results.md", end="")
     print(")" if args.no_plots else ", accuracy_curves.png, mode_trajectories.png)")
     return 0
-
-
-def _run(experiment: Any, args: argparse.Namespace, kwargs: dict) -> dict[str, Any]:
-    """``experiment.run_experiment`` with the command's options."""
-    return experiment.run_experiment(
-        seeds=tuple(range(args.seeds)),
-        epochs=args.epochs,
-        warmup=args.warmup,
-        train_size=args.train_size,
-        test_size=args.test_size,
-        width=args.width,
-        modes=args.modes,
-        samples=args.samples,
-        embedded_modes=args.embedded_modes,
-        embedded=not args.no_embedded,
-        show_progress=not args.no_progress,
-        **kwargs,
-    )
 
 
 def format_table(result: dict[str, Any]) -> str:

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from deepscope._cli_common import flag_errors
+
 __all__ = ["add_embed_command"]
 
 EMBED_DATASETS = ("digits", "mnist5k", "fashion-mnist", "three-moons")
@@ -258,14 +260,8 @@ def _run_embed(args: argparse.Namespace) -> int:
             )
         )
     else:
-        try:
+        with flag_errors({"n": "-n"}):
             X, y = load_dataset(args.dataset, n=n, seed=args.seed)
-        except ValueError as error:
-            # The loader's name for -n.
-            message = str(error)
-            if not message.startswith("n: "):
-                raise
-            raise ValueError("-n: " + message.split(": ", 1)[1]) from None
         K = args.components if args.components is not None else 10
         bs = min(args.batch_size, len(y))
         if args.method == "basis":

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from deepscope._cli_common import flag_errors
+
 __all__ = ["add_ssl_command"]
 
 
@@ -80,13 +82,12 @@ def run_ssl(args: argparse.Namespace) -> int:
     # Checked before the (slow) evaluation, which --json prints ahead of the plot.
     if args.png is not None and not args.png.parent.is_dir():
         raise ValueError(f"--png: folder {args.png.parent} does not exist")
-    try:
+    with flag_errors({"n": "-n"}):
         X, y = load_dataset(args.dataset, n=args.n)
-    except ValueError as error:
-        if not str(error).startswith("n: "):
-            raise
-        raise ValueError("-" + str(error)) from None
-    try:
+    hint = ""
+    if args.n is not None:
+        hint = f" (or raise -n: {args.n} points leave too few per class)"
+    with flag_errors({"labels_per_class": "--labels"}, hint):
         ev = evaluate_ssl(
             X,
             y,
@@ -95,15 +96,6 @@ def run_ssl(args: argparse.Namespace) -> int:
             methods=tuple(args.methods),
             n_neighbors=args.k,
         )
-    except ValueError as error:
-        # The API's name for --labels.
-        message = str(error)
-        if not message.startswith("labels_per_class: "):
-            raise
-        hint = ""
-        if args.n is not None:
-            hint = f" (or raise -n: {args.n} points leave too few per class)"
-        raise ValueError("--labels: " + message.split(": ", 1)[1] + hint) from None
     title = f"{args.dataset} ({len(y)} points)"
     if args.json:
         out = {

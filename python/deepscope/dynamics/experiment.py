@@ -279,7 +279,7 @@ def run_experiment(
     ):
         if not 1 <= size <= len(raw[split]):
             raise ValueError(
-                f"{name}: expected 1 <= {name} <= {len(raw[split])} (the "
+                f"{name}: expected an integer in [1, {len(raw[split])}] (the "
                 f"Fashion-MNIST {split[2:]} images), got {size}"
             )
     rng = np.random.default_rng(0)
