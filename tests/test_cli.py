@@ -166,6 +166,8 @@ def test_no_command_prints_usage_and_exits_2(capsys):
         (["INPUT:small.xyz", "-n", "4"], "-n: expected at most 3 samples"),
         (["-o", "OUT:no/such/folder/out.ply"], "does not exist"),
         (["--png", "OUT:no/such/folder/out.png"], "does not exist"),
+        (["-o", "OUT:out.txt"], "-o: expected a .ply file name"),
+        (["--seed", "-1"], "--seed: expected an integer in [0, 2**64 - 1], got -1"),
     ],
 )
 def test_sample_bad_arguments_exit_2_without_traceback(tmp_path, capsys, args, message):

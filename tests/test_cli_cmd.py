@@ -47,7 +47,7 @@ def test_cmd_command_rejects_bad_arguments(tmp_path: Path):
         args.run(args)
     for flag in ("--width", "--samples", "--embedded-modes"):
         args = _parse(["cmd", flag, "0", "-o", str(tmp_path)])
-        with pytest.raises(ValueError, match=f"^{flag}: expected >= 1"):
+        with pytest.raises(ValueError, match=f"^{flag}: expected >= 1, got 0$"):
             args.run(args)
     (tmp_path / "file").write_text("")
     args = _parse(["cmd", "-o", str(tmp_path / "file")])

@@ -381,6 +381,9 @@ def test_cli_explain_input_file_gradient_and_errors(tmp_path, capsys):
     assert main(["explain", str(tmp_path / "nope.ply")]) == 2
     assert main(["explain", "--measure", "lime"]) == 2
     assert main(["explain", "--outlier-fraction", "2"]) == 2
+    assert main(["explain", "-o", str(tmp_path / "noext")]) == 2
+    assert "-o: expected a .ply file name" in capsys.readouterr().err
+    assert not (tmp_path / "noext").exists()
     capsys.readouterr()
 
 

@@ -96,7 +96,8 @@ def run_cmd_command(args: argparse.Namespace) -> int:
         "threads",
     ):
         if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')}: expected >= 1")
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{flag}: expected >= 1, got {getattr(args, name)}")
     if args.output.exists() and not args.output.is_dir():
         raise ValueError(f"--output: {args.output} is not a folder")
     if args.warmup >= args.epochs:

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from deepscope._cli_common import check_ply_output
+
 __all__ = ["add_explain_command"]
 
 CLI_MEASURES = ("fbi", "critical", "gradient")
@@ -146,6 +148,7 @@ def _run_explain(args: argparse.Namespace) -> int:
             )
 
     output = args.output or Path(f"explain_{stem}_{args.measure}.ply")
+    check_ply_output(output)
     png = None if args.no_png else (args.png or output.with_suffix(".png"))
     outlier_ply = output.with_name(output.stem + "_outliers.ply")
     for path in (output, png):

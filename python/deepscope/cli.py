@@ -39,6 +39,7 @@ import numpy as np
 import deepscope
 from deepscope._cli_bench import add_bench_command
 from deepscope._cli_cmd import add_cmd_command
+from deepscope._cli_common import check_ply_output
 from deepscope._cli_conformity import add_conformity_command
 from deepscope._cli_decompose import add_decompose_command
 from deepscope._cli_demo import add_demo_command
@@ -246,6 +247,10 @@ def _run_sample(args: argparse.Namespace) -> int:
     # Check what can be checked before reading anything.
     if args.n < 1:
         raise UsageError(f"-n: expected a positive number of samples, got {args.n}")
+    if not 0 <= args.seed < 2**64:
+        raise UsageError(
+            f"--seed: expected an integer in [0, 2**64 - 1], got {args.seed}"
+        )
     if args.mesh_samples is not None and args.mesh_samples < 1:
         raise UsageError(f"--mesh-samples: expected >= 1, got {args.mesh_samples}")
     if args.device == "cuda" and not deepscope.cuda_available():
@@ -259,6 +264,7 @@ def _run_sample(args: argparse.Namespace) -> int:
     else:
         source, stem, label = None, "bunny", "embedded Stanford bunny (vertices)"
     output = args.output or Path(f"{stem}_{args.method}_{args.n}.ply")
+    check_ply_output(output)
     png = None if args.no_png else (args.png or output.with_suffix(".png"))
     for path in (output, png):
         if path is not None and not path.parent.is_dir():
